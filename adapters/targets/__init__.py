@@ -1,0 +1,1 @@
+"""Release targets: one module per target, each a ``bot.ports.DeliveryTarget``."""

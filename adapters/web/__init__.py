@@ -1,0 +1,1 @@
+"""The web inbox surface. Until the inbox lands, items are announced in the log."""

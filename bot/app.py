@@ -1,0 +1,157 @@
+"""Composition root: settings in, a running signoff out.
+
+This is the one module of ``bot`` that may import adapters. It builds the engine, the
+service, the enabled surfaces and targets, the release worker and the ASGI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.targets.webhook import WebhookTarget
+from adapters.web.log_surface import LogSurface
+from bot.api import build_router, install_error_handlers
+from bot.auth import KeyRing
+from bot.clock import Clock, SystemClock
+from bot.errors import ConfigError
+from bot.fanout import SurfaceFanout
+from bot.limits import BodyLimit
+from bot.notify import Notifier
+from bot.ports import DeliveryTarget, Surface
+from bot.reader import ItemReader
+from bot.release import ReleaseWorker, RetryPolicy
+from bot.routes import RouteTable, load_routes
+from bot.service import ReviewService
+from bot.settings import Settings
+from storage.db import SessionFactory, make_engine, session_factory
+from storage.migrate import upgrade
+
+log = logging.getLogger("signoff")
+
+
+@dataclass
+class System:
+    """Everything a running signoff is made of."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    routes: RouteTable
+    keys: KeyRing
+    service: ReviewService
+    reader: ItemReader
+    worker: ReleaseWorker
+    notifier: Notifier
+    http: httpx.AsyncClient
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    routes: RouteTable | None = None,
+    surfaces: Mapping[str, Surface] | None = None,
+    targets: Mapping[str, DeliveryTarget] | None = None,
+) -> System:
+    """Wire a system from settings; tests pass their own clock, routes or edges."""
+    clock = clock or SystemClock()
+    routes = routes or load_routes(settings.config, required=settings.config_explicit)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    sessions = session_factory(engine)
+    http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
+    surfaces = dict(surfaces) if surfaces is not None else {"web": LogSurface()}
+    targets = dict(targets) if targets is not None else {"webhook": WebhookTarget(client=http)}
+    _check_routes(routes, targets)
+    notifier = Notifier()
+    worker = ReleaseWorker(
+        sessions=sessions,
+        targets=targets,
+        clock=clock,
+        policy=RetryPolicy(
+            base_seconds=settings.release_backoff_seconds,
+            max_seconds=settings.release_backoff_max_seconds,
+            lease_seconds=settings.release_timeout_seconds * 4 + 30,
+        ),
+        on_change=notifier.changed,
+    )
+    fanout = SurfaceFanout(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    service = ReviewService(
+        sessions=sessions,
+        routes=routes,
+        fanout=fanout,
+        clock=clock,
+        notifier=notifier,
+        release_max_attempts=settings.release_max_attempts,
+        on_queued=worker.wake,
+    )
+    return System(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        routes=routes,
+        keys=KeyRing(sessions=sessions, clock=clock),
+        service=service,
+        reader=ItemReader(sessions=sessions, routes=routes, notifier=notifier),
+        worker=worker,
+        notifier=notifier,
+        http=http,
+    )
+
+
+def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> None:
+    for name in routes.names():
+        route = routes.get(name)
+        if route is not None and route.target is not None and route.target.type not in targets:
+            raise ConfigError(
+                f"routes.{name}.target.type: the {route.target.type!r} target is not available "
+                f"in this build (available: {', '.join(sorted(targets))})"
+            )
+
+
+def create_app(system: System, *, migrate: bool = True, run_worker: bool = True) -> FastAPI:
+    """The ASGI app; its lifespan applies migrations and runs the release worker."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(system.engine)
+        stop = asyncio.Event()
+        task = asyncio.create_task(system.worker.run(stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await system.close()
+
+    app = FastAPI(
+        title="signoff",
+        version="0.1.0",
+        summary="Human review of AI output: submit drafts, get decisions, release once.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(
+        build_router(
+            service=system.service,
+            reader=system.reader,
+            keys=system.keys,
+            sessions=system.sessions,
+            max_wait_seconds=system.settings.max_wait_seconds,
+        )
+    )
+    app.add_middleware(BodyLimit, max_bytes=system.settings.max_body_bytes)
+    return app

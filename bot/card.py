@@ -1,0 +1,47 @@
+"""The review card: what a reviewer sees, independent of where they see it.
+
+Each surface renders a :class:`ReviewCard` natively (Block Kit, Discord embeds, HTML);
+the core decides what is on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CardField:
+    label: str
+    value: str
+    short: bool = True  # fits beside another field
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCard:
+    item_id: str
+    kind: str
+    title: str
+    route: str
+    confidence: float | None
+    requested_by: str | None
+    due: datetime | None
+    fields: tuple[CardField, ...] = ()
+    body: str | None = None
+    diff: str | None = None  # a unified diff, rendered as code with +/- colouring
+    options: tuple[str, ...] = ()  # for decisions: the choices, the proposed one first
+    actions: tuple[str, ...] = ("approve", "edit", "reject")
+    status: str | None = None  # after a decision: "Approved by …"; None while open
+    reject_reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def context_line(self) -> str:
+        """Route, confidence, requester and due time on one line."""
+        parts = [f"route {self.route}"]
+        if self.confidence is not None:
+            parts.append(f"confidence {self.confidence:.2f}")
+        if self.requested_by:
+            parts.append(f"requested by {self.requested_by}")
+        if self.due is not None:
+            parts.append(f"due {self.due:%Y-%m-%d %H:%M} UTC")
+        return " · ".join(parts)

@@ -1,0 +1,235 @@
+"""The ``signoff`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from bot.app import System, build, create_app
+from bot.errors import ConfigError, SignoffError
+from bot.ports import Actor
+from bot.schemas import ItemCreate
+from bot.settings import Settings, load_settings
+from storage.migrate import upgrade
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="signoff: human review of AI output.", no_args_is_help=True, add_completion=False
+)
+keys_app = typer.Typer(help="Integrator API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+HostOpt = Annotated[str | None, typer.Option(help="Listen address [SIGNOFF_HOST].")]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port [SIGNOFF_PORT].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _with_system(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:
+    async def main() -> T:
+        system = build(settings)
+        try:
+            await upgrade(system.engine)
+            return await work(system)
+        finally:
+            await system.close()
+
+    return asyncio.run(main())
+
+
+def _serve(settings: Settings, before: Callable[[System], Awaitable[None]] | None = None) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        system = build(settings)
+        await upgrade(system.engine)
+        if before is not None:
+            await before(system)
+        config = uvicorn.Config(
+            create_app(system, migrate=False),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+        )
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Serve the API (applies pending migrations first)."""
+    _serve(_settings(host=host, port=port))
+
+
+@app.command()
+def demo(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Serve with demo data and a fresh API key for the integrator 'demo'."""
+    from bot.demo import seed
+
+    settings = _settings(host=host, port=port)
+
+    async def prepare(system: System) -> None:
+        key = await system.keys.rotate(name="demo")
+        integrator = await system.keys.authenticate(key.api_key)
+        assert integrator is not None
+        new = await seed(system.service, integrator)
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"\nsignoff demo on {base}  ({new} demo items added)", flush=True)
+        print(f"API key (integrator 'demo', new at every start): {key.api_key}", flush=True)
+        print(f"signing secret: {key.signing_secret}", flush=True)
+        print(f"try: curl -H 'Authorization: Bearer {key.api_key}' {base}/v1/items\n", flush=True)
+
+    _serve(settings, prepare)
+
+
+@keys_app.command("create")
+def keys_create(name: str, as_json: JsonOpt = False) -> None:
+    """Create an API key and signing secret; they are shown only this once."""
+
+    async def work(system: System) -> Any:
+        return await system.keys.create(name=name)
+
+    key = _with_system(_settings(), work)
+    if as_json:
+        print(
+            json.dumps(
+                {"name": key.name, "api_key": key.api_key, "signing_secret": key.signing_secret}
+            )
+        )
+    else:
+        print(
+            f"name:           {key.name}\napi key:        {key.api_key}\n"
+            f"signing secret: {key.signing_secret}\n(shown once: store them now)"
+        )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+
+    async def work(system: System) -> None:
+        return None
+
+    _with_system(_settings(), work)
+    print("database is up to date")
+
+
+@app.command()
+def submit(
+    file: Annotated[str, typer.Argument(help="JSON file with the item, or - for stdin.")] = "-",
+    integrator: Annotated[
+        str, typer.Option("--as", help="Submit as this key's integrator.")
+    ] = "cli",
+    idempotency_key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit an item as the API would (the integrator's key is created if missing)."""
+    raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        data = ItemCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SignoffError(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+    async def work(system: System) -> Any:
+        from storage import keys as key_store
+
+        async with system.sessions() as session:
+            row = await key_store.key_by_name(session, name=integrator)
+        if row is None:
+            await system.keys.rotate(name=integrator)
+            async with system.sessions() as session:
+                row = await key_store.key_by_name(session, name=integrator)
+        assert row is not None and row.id is not None
+        from bot.auth import Integrator
+
+        result = await system.service.submit(
+            integrator=Integrator(id=row.id, name=row.name),
+            data=data,
+            idempotency_key=idempotency_key,
+        )
+        return result.item
+
+    item = _with_system(_settings(), work)
+    if as_json:
+        print(item.model_dump_json())
+    else:
+        print(f"{item.id}  {item.state}  {item.outcome or ''}".rstrip())
+
+
+@app.command()
+def items(
+    state: Annotated[str | None, typer.Option(help="pending, approved, rejected, expired")] = None,
+    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List items, newest first, as a table."""
+
+    async def work(system: System) -> Any:
+        return await system.reader.page(integrator_id=None, state=state, route=route, limit=limit)
+
+    page = _with_system(_settings(), work)
+    if as_json:
+        print(page.model_dump_json())
+        return
+    rows = [("ID", "ROUTE", "KIND", "STATE", "OUTCOME", "RELEASE", "TITLE")]
+    rows += [
+        (i.id, i.route, i.kind, i.state, i.outcome or "-", i.release_state, i.title[:50])
+        for i in page.items
+    ]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@app.command()
+def decide(
+    item_id: str,
+    action: Annotated[str, typer.Argument(help="approve, reject or edit")],
+    reviewer: Annotated[str, typer.Option("--as", help="Web reviewer name.")],
+    reason: Annotated[str | None, typer.Option(help="Reject reason code.")] = None,
+    text: Annotated[str | None, typer.Option(help="Free-text reason.")] = None,
+    content: Annotated[str | None, typer.Option(help="Edited content, as JSON.")] = None,
+) -> None:
+    """Decide an item as a web reviewer would (until the web inbox lands)."""
+
+    async def work(system: System) -> Any:
+        return await system.service.decide(
+            item_id=item_id,
+            action=action,
+            actor=Actor(surface="web", user_id=reviewer, name=reviewer),
+            content=json.loads(content) if content else None,
+            reason_code=reason,
+            reason_text=text,
+        )
+
+    item = _with_system(_settings(), work)
+    print(f"{item.id}  {item.state}  {item.outcome or ''}  release {item.release_state}")
+
+
+def main() -> None:
+    try:
+        app()
+    except (SignoffError, ConfigError) as exc:
+        print(f"signoff: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None

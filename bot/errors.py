@@ -1,0 +1,82 @@
+"""The error tree of signoff.
+
+Every error the core raises on purpose is a :class:`SignoffError`; the API maps each
+branch to one HTTP status, and surfaces turn them into a message for the clicker.
+
+``SignoffError``
+    ``InvalidInput``      bad data from a client (422); ``field`` names what is wrong.
+    ``ConfigError``       a bad setting or route file, found at start; names the key.
+    ``NotFound``          no such item, or not visible to the caller (404).
+    ``NotAllowed``        the actor may not do this (403).
+    ``Conflict``          lost a race or repeated a finished action (409);
+                          ``winner`` names the decision that won when there is one.
+    ``InvalidTransition`` a state change the domain does not allow.
+    ``ReleaseError``      delivering to a target failed; ``retryable`` says whether
+                          another attempt may succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class SignoffError(Exception):
+    """Base of every error signoff raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(SignoffError):
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class ConfigError(SignoffError):
+    code = "config_error"
+
+
+class NotFound(SignoffError):
+    code = "not_found"
+
+
+class NotAllowed(SignoffError):
+    code = "not_allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Winner:
+    """Who decided an item first, for the message a late clicker gets."""
+
+    actor_name: str
+    actor_id: str
+    surface: str
+    action: str
+    at: datetime
+
+
+class Conflict(SignoffError):
+    code = "conflict"
+
+    def __init__(self, message: str, *, winner: Winner | None = None) -> None:
+        super().__init__(message)
+        self.winner = winner
+
+
+class InvalidTransition(SignoffError):
+    code = "invalid_transition"
+
+
+class ReleaseError(SignoffError):
+    code = "release_error"
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable

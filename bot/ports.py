@@ -1,0 +1,70 @@
+"""The Protocols adapters implement, and the neutral types that cross them.
+
+A *surface* shows review cards to people (web inbox, Slack, Discord) and turns their
+clicks into ``ReviewService.decide`` calls. A *delivery target* carries an approved
+action or a decision callback to another system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.card import ReviewCard
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: the surface, their id there, a display name, and their groups/roles."""
+
+    surface: str
+    user_id: str
+    name: str
+    groups: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Identity for quorum: one person counts once per surface id."""
+        return f"{self.surface}:{self.user_id}"
+
+
+class Surface(Protocol):
+    """Where reviewers see cards. Implementations must not raise on a transient outage
+    of their platform without having logged it; the core logs and carries on."""
+
+    name: str
+
+    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any]:
+        """Show a new card; return a JSON-able reference for later updates."""
+        ...
+
+    async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
+        """Replace a posted card in place (after a decision, a quorum vote, a release)."""
+        ...
+
+    async def nudge(
+        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+    ) -> None:
+        """Remind the given people about a posted card (a thread reply or similar)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRequest:
+    """One delivery attempt. ``idempotency_key`` is the same on every attempt."""
+
+    url: str
+    body: bytes
+    idempotency_key: str
+    signing_secret: str
+    event: str
+    attempt: int
+
+
+class DeliveryTarget(Protocol):
+    """Carries a delivery to another system; raises ``ReleaseError`` on failure."""
+
+    async def deliver(self, *, request: DeliveryRequest) -> str:
+        """Deliver once; return a short receipt (e.g. ``HTTP 200``)."""
+        ...

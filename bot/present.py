@@ -1,0 +1,63 @@
+"""What a card says: built from an item and its route, for every surface alike."""
+
+from __future__ import annotations
+
+from bot.card import ReviewCard
+from bot.kinds import get_kind
+from bot.routes import Route
+from bot.schemas import DecisionPublic, ItemPublic
+
+_VERBS = {
+    "approve": "Approved",
+    "edit": "Edited and approved",
+    "reject": "Rejected",
+    "auto_approve": "Auto-approved",
+    "auto_reject": "Auto-rejected",
+    "expire": "Expired",
+}
+
+
+def build_card(item: ItemPublic, route: Route) -> ReviewCard:
+    """The review card of ``item``: kind-specific parts plus the current status."""
+    parts = get_kind(item.kind).card_parts(item.final_content or item.content)
+    return ReviewCard(
+        item_id=item.id,
+        kind=item.kind,
+        title=item.title,
+        route=item.route,
+        confidence=item.confidence,
+        requested_by=item.requested_by,
+        due=item.due_at,
+        fields=parts.fields,
+        body=parts.body,
+        diff=parts.diff,
+        options=parts.options,
+        actions=("approve", "edit", "reject") if item.state == "pending" else (),
+        status=status_line(item),
+        reject_reasons=tuple(route.reject_reasons),
+    )
+
+
+def status_line(item: ItemPublic) -> str | None:
+    """One line on where the item stands, or None while nobody has acted."""
+    if item.state == "pending":
+        if item.approvals and item.quorum > 1:
+            return f"{item.approvals} of {item.quorum} approvals"
+        return None
+    final = next((d for d in reversed(item.decisions) if d.action in _VERBS), None)
+    if final is None:
+        return item.state.capitalize()
+    return describe(final)
+
+
+def describe(decision: DecisionPublic) -> str:
+    verb = _VERBS.get(decision.action, decision.action)
+    if decision.surface == "policy":
+        return f"{verb}: {decision.reason_text}" if decision.reason_text else verb
+    text = f"{verb} by {decision.actor_name}"
+    reason = ": ".join(r for r in (decision.reason_code, decision.reason_text) if r)
+    if decision.action == "reject" and reason:
+        text += f": {reason}"
+    minutes = round(decision.since_posted_seconds / 60)
+    text += f" · {minutes} min after posting"
+    return text

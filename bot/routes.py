@@ -1,0 +1,166 @@
+"""Routes: named review policies, loaded from the YAML route file.
+
+The file is validated in full at start; every error names the key that is wrong, as a
+dotted path (``routes.support.thresholds.auto_approve_at``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.errors import ConfigError
+
+SurfaceType = Literal["web", "slack", "discord"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SurfaceConfig(_Strict):
+    type: SurfaceType
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _chat_needs_channel(self) -> SurfaceConfig:
+        if self.type != "web" and not self.channel:
+            raise ValueError(f"a {self.type} surface needs a channel")
+        return self
+
+
+class Thresholds(_Strict):
+    auto_approve_at: float | None = Field(default=None, ge=0, le=1)
+    auto_reject_below: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        a, r = self.auto_approve_at, self.auto_reject_below
+        if a is not None and r is not None and r > a:
+            raise ValueError("auto_reject_below must not be above auto_approve_at")
+        return self
+
+
+class WebhookTarget(_Strict):
+    type: Literal["webhook"]
+    url: str
+
+
+class EmailTarget(_Strict):
+    type: Literal["email"]
+    from_: str = Field(alias="from")
+
+
+class GitTarget(_Strict):
+    type: Literal["git"]
+    repository: str
+
+
+class GithubTarget(_Strict):
+    type: Literal["github"]
+    repository: str
+
+
+Target = Annotated[
+    WebhookTarget | EmailTarget | GitTarget | GithubTarget, Field(discriminator="type")
+]
+
+
+class Route(_Strict):
+    """One review policy. Unset ``reviewers`` for a surface means anyone there may decide."""
+
+    name: str = ""
+    surfaces: list[SurfaceConfig] = Field(default_factory=lambda: [SurfaceConfig(type="web")])
+    reviewers: dict[SurfaceType, list[str]] = Field(default_factory=dict)
+    quorum: int = Field(default=1, ge=1, le=20)
+    allow_self_approval: bool = False
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    reject_reasons: list[str] = Field(default_factory=list)
+    target: Target | None = None
+    callback_hosts: list[str] = Field(default_factory=list)
+    escalation: list[dict[str, Any]] = Field(default_factory=list)  # used by the scheduler
+
+    @model_validator(mode="after")
+    def _checks(self) -> Route:
+        if not self.surfaces:
+            raise ValueError("surfaces: a route needs at least one surface")
+        if isinstance(self.target, WebhookTarget):
+            parts = urlsplit(self.target.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("target.url: must be an http(s) URL")
+            if parts.hostname not in self.callback_hosts:
+                raise ValueError(f"target.url: host {parts.hostname!r} is not in callback_hosts")
+        return self
+
+    def host_allowed(self, url: str) -> bool:
+        """Whether ``url`` is an http(s) URL on one of the route's callback hosts."""
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and parts.hostname in self.callback_hosts
+
+    def may_decide(self, *, surface: str, user_id: str, groups: tuple[str, ...] = ()) -> bool:
+        allowed = self.reviewers.get(surface)  # type: ignore[call-overload]
+        if allowed is None:
+            return True
+        return user_id in allowed or any(g in allowed for g in groups)
+
+
+class RouteFile(_Strict):
+    routes: dict[str, Route] = Field(min_length=1)
+
+
+DEFAULT_ROUTE = Route(name="default")
+
+
+class RouteTable:
+    """The routes in force, looked up by name."""
+
+    def __init__(self, routes: dict[str, Route]) -> None:
+        self._routes = routes
+
+    def get(self, name: str) -> Route | None:
+        return self._routes.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._routes)
+
+    @classmethod
+    def default(cls) -> RouteTable:
+        return cls({"default": DEFAULT_ROUTE})
+
+
+def parse_routes(data: Any, *, source: str = "route file") -> RouteTable:
+    """Validate a parsed route document; ConfigError names the bad key."""
+    try:
+        parsed = RouteFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{loc}: {msg}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+    return RouteTable(
+        {name: route.model_copy(update={"name": name}) for name, route in parsed.routes.items()}
+    )
+
+
+def load_routes(path: Path, *, required: bool) -> RouteTable:
+    """Read the route file at ``path``; without one, the built-in ``default`` route.
+
+    ``required`` is set when the path was given explicitly: then a missing file is an error.
+    """
+    if not path.exists():
+        if required:
+            raise ConfigError(f"SIGNOFF_CONFIG: {path} does not exist")
+        return RouteTable.default()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_routes(data, source=str(path))

@@ -1,0 +1,76 @@
+"""Public shapes of the integrator API (DESIGN §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ItemCreate(BaseModel):
+    """An item as an integrator submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    route: str = Field(min_length=1, max_length=100)
+    kind: str = Field(min_length=1, max_length=32)
+    title: str = Field(min_length=1, max_length=300)
+    content: dict[str, Any]
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    callback_url: str | None = Field(default=None, max_length=2000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    requested_by: str | None = Field(default=None, max_length=200)
+    due_at: datetime | None = None
+
+
+class DecisionPublic(BaseModel):
+    action: str
+    surface: str
+    actor_id: str
+    actor_name: str
+    reason_code: str | None
+    reason_text: str | None
+    at: datetime
+    since_posted_seconds: float
+    content_after: dict[str, Any] | None = None
+
+
+class ItemPublic(BaseModel):
+    """An item as the API answers it: what was submitted plus its review state."""
+
+    id: str
+    route: str
+    kind: str
+    title: str
+    content: dict[str, Any]
+    final_content: dict[str, Any] | None
+    confidence: float | None
+    callback_url: str | None
+    metadata: dict[str, Any]
+    requested_by: str | None
+    state: str
+    outcome: str | None
+    release_state: str
+    release_error: str | None
+    approvals: int
+    quorum: int
+    decisions: list[DecisionPublic]
+    created_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None
+    due_at: datetime | None
+
+
+class ItemPage(BaseModel):
+    items: list[ItemPublic]
+    next_cursor: str | None
+
+
+class ApiError(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ApiError

@@ -1,0 +1,421 @@
+"""The review service: submit drafts and decide on them. Every surface ends here.
+
+``decide`` is the one code path for a human decision, whichever surface the click came
+from. It is a conditional update on the item's version inside one transaction that
+also appends the decision and queues the outbox rows, so of any number of racing
+clicks exactly one settles the item, and a settled item always has its release queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.auth import Integrator
+from bot.clock import Clock
+from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, Winner
+from bot.fanout import SurfaceFanout
+from bot.ids import new_item_id
+from bot.kinds import get_kind, validate_content, validate_edit
+from bot.notify import Notifier
+from bot.outbox import planned_deliveries
+from bot.policy import Vote, approvers, auto_decision
+from bot.ports import Actor
+from bot.routes import Route, RouteTable
+from bot.schemas import ItemCreate, ItemPublic
+from bot.states import Action, ItemState, ReleaseState, next_release_state, next_state
+from bot.views import item_public, votes_of
+from storage import items as item_store
+from storage import outbox as outbox_store
+from storage.db import SessionFactory
+from storage.models import Decision, Item
+
+log = logging.getLogger("signoff.service")
+
+POLICY_ACTOR = Actor(surface="policy", user_id="policy", name="signoff policy")
+_MAX_RACE_RETRIES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    item: ItemPublic
+    created: bool  # False: an idempotent replay returned the existing item
+
+
+class _Stale(Exception):
+    """The item changed between read and conditional update; read again."""
+
+
+class ReviewService:
+    """Submit and decide. Reading and waiting live in :class:`bot.reader.ItemReader`."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        routes: RouteTable,
+        fanout: SurfaceFanout,
+        clock: Clock,
+        notifier: Notifier,
+        release_max_attempts: int = 8,
+        on_queued: Any = None,
+    ) -> None:
+        self._sessions = sessions
+        self._routes = routes
+        self._fanout = fanout
+        self._clock = clock
+        self._notifier = notifier
+        self._max_attempts = release_max_attempts
+        self._on_queued = on_queued or (lambda: None)
+
+    # -- submit ------------------------------------------------------------------------
+
+    async def submit(
+        self, *, integrator: Integrator, data: ItemCreate, idempotency_key: str | None = None
+    ) -> Submitted:
+        """Validate, store and route a draft; post it for review or decide it by policy.
+
+        With an ``idempotency_key``, a replay with the same body returns the stored item
+        (``created=False``) and a replay with another body raises Conflict.
+        """
+        route = self._route(data.route)
+        kind = get_kind(data.kind)
+        content = validate_content(kind, data.content)
+        if data.callback_url is not None and not route.host_allowed(data.callback_url):
+            raise InvalidInput(
+                f"host of {data.callback_url!r} is not in the callback_hosts of route "
+                f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
+                field="callback_url",
+            )
+        request_hash = _hash(data)
+        if idempotency_key is not None:
+            replay = await self._replay(integrator, idempotency_key, request_hash)
+            if replay is not None:
+                return Submitted(replay, created=False)
+
+        now = self._clock.now()
+        row = Item(
+            id=new_item_id(now),
+            integrator_id=integrator.id,
+            route=route.name,
+            kind=kind.name,
+            title=data.title,
+            content=content,
+            confidence=data.confidence,
+            callback_url=data.callback_url,
+            meta=data.metadata,
+            requested_by=data.requested_by,
+            state=ItemState.pending,
+            release_state=ReleaseState.none,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+            updated_at=now,
+            due_at=data.due_at,
+        )
+        auto = auto_decision(route, data.confidence)
+        try:
+            async with self._sessions() as session, session.begin():
+                if auto is None:
+                    await item_store.add_item(session, item=row)
+                    item = item_public(row, [], self._routes)
+                else:
+                    item = await self._settle(
+                        session,
+                        row=row,
+                        is_new=True,
+                        history=[],
+                        route=route,
+                        action=auto.action,
+                        actor=POLICY_ACTOR,
+                        reason_text=auto.reason,
+                        now=now,
+                    )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            replay = await self._replay(integrator, idempotency_key, request_hash)
+            if replay is None:
+                raise
+            return Submitted(replay, created=False)
+
+        if item.state == ItemState.pending:
+            await self._fanout.post(item)
+        else:
+            self._after_settle(item)
+        return Submitted(item, created=True)
+
+    async def _replay(
+        self, integrator: Integrator, key: str, request_hash: str
+    ) -> ItemPublic | None:
+        async with self._sessions() as session:
+            row = await item_store.item_by_idempotency_key(
+                session, integrator_id=integrator.id, key=key
+            )
+            if row is None:
+                return None
+            if row.request_hash != request_hash:
+                raise Conflict(
+                    f"Idempotency-Key {key!r} was already used with a different body "
+                    f"(item {row.id})"
+                )
+            decisions = await item_store.decisions_for(session, item_ids=[row.id])
+            return item_public(row, decisions, self._routes)
+
+    # -- decide ------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        *,
+        item_id: str,
+        action: Action | str,
+        actor: Actor,
+        content: Mapping[str, Any] | None = None,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+    ) -> ItemPublic:
+        """Record a human decision: approve, edit (approve a changed version) or reject.
+
+        Raises NotFound, NotAllowed (not a reviewer, self-approval, bad reason),
+        InvalidInput (bad edit), or Conflict when the item is already settled (naming
+        who settled it) or this reviewer has already approved.
+        """
+        action = Action(action)
+        if action not in (Action.approve, Action.edit, Action.reject):
+            raise InvalidInput(f"{action.value} is not a reviewer action", field="action")
+        for _ in range(_MAX_RACE_RETRIES):
+            try:
+                item, settled = await self._try_decide(
+                    item_id=item_id,
+                    action=action,
+                    actor=actor,
+                    content=content,
+                    reason_code=reason_code,
+                    reason_text=reason_text,
+                )
+            except _Stale:
+                continue
+            if settled:
+                self._after_settle(item)
+            else:
+                self._notifier.changed(item.id)
+            await self._fanout.refresh(item)
+            return item
+        raise Conflict(f"item {item_id} is changing too fast; try again")
+
+    async def _try_decide(
+        self,
+        *,
+        item_id: str,
+        action: Action,
+        actor: Actor,
+        content: Mapping[str, Any] | None,
+        reason_code: str | None,
+        reason_text: str | None,
+    ) -> tuple[ItemPublic, bool]:
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            row = await item_store.get_item(session, item_id=item_id)
+            if row is None:
+                raise NotFound(f"no item {item_id}")
+            session.expunge(row)  # changes go through conditional updates only
+            history = await item_store.decisions_for(session, item_ids=[item_id])
+            if row.state != ItemState.pending:
+                raise _already_settled(row, history)
+            route = self._route(row.route)
+            self._check_allowed(row=row, route=route, action=action, actor=actor)
+            edited: dict[str, Any] | None = None
+            if action == Action.edit:
+                if content is None:
+                    raise InvalidInput("an edit needs the edited content", field="content")
+                edited = validate_edit(get_kind(row.kind), row.content, dict(content))
+            if action == Action.reject:
+                _check_reason(route, reason_code, reason_text)
+            votes = [*votes_of(history), Vote(action, actor.key)]
+            if action == Action.approve and actor.key in approvers(votes_of(history)):
+                raise Conflict(
+                    f"{actor.name} has already approved this item; "
+                    f"{len(approvers(votes_of(history)))} of {route.quorum} approvals"
+                )
+            reached = len(approvers(votes)) >= route.quorum
+            new_state, _ = next_state(ItemState(row.state), action, quorum_reached=reached)
+            if new_state == ItemState.pending:
+                decision = _decision(row, action, actor, now, edited=edited)
+                values: dict[str, Any] = {"updated_at": now}
+                if edited is not None:
+                    values["final_content"] = edited
+                if not await item_store.update_item_if_version(
+                    session, item_id=row.id, version=row.version, values=values
+                ):
+                    raise _Stale
+                await item_store.add_decision(session, decision=decision)
+                for key, value in values.items():
+                    setattr(row, key, value)
+                return item_public(row, [*history, decision], self._routes), False
+            item = await self._settle(
+                session,
+                row=row,
+                is_new=False,
+                history=history,
+                route=route,
+                action=action,
+                actor=actor,
+                now=now,
+                edited=edited,
+                reason_code=reason_code,
+                reason_text=reason_text,
+            )
+            return item, True
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        *,
+        row: Item,
+        is_new: bool,
+        history: list[Decision],
+        route: Route,
+        action: Action,
+        actor: Actor,
+        now: datetime,
+        edited: dict[str, Any] | None = None,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+    ) -> ItemPublic:
+        """Move a pending item to its final state, append the decision and queue the
+        outbox rows, all in the caller's transaction. ``row`` is new (not yet added) or
+        detached from the session: it changes only through the conditional update."""
+        state, outcome = next_state(ItemState(row.state), action)
+        decision = _decision(
+            row,
+            action,
+            actor,
+            now,
+            edited=edited,
+            reason_code=reason_code,
+            reason_text=reason_text,
+        )
+        decision.decisive = True
+        values: dict[str, Any] = {
+            "state": state.value,
+            "outcome": outcome.value if outcome else None,
+            "updated_at": now,
+            "decided_at": now,
+        }
+        if state == ItemState.approved:
+            values["final_content"] = edited or row.final_content or row.content
+            if route.target is not None:
+                values["release_state"] = next_release_state(
+                    ReleaseState(row.release_state), ReleaseState.queued
+                ).value
+        version = row.version
+        for key, value in values.items():
+            setattr(row, key, value)
+        if is_new:
+            await item_store.add_item(session, item=row)
+        elif not await item_store.update_item_if_version(
+            session, item_id=row.id, version=version, values=values
+        ):
+            raise _Stale
+        await item_store.add_decision(session, decision=decision)
+        item = item_public(row, [*history, decision], self._routes)
+        for delivery in planned_deliveries(
+            item=item, route=route, now=now, max_attempts=self._max_attempts
+        ):
+            await outbox_store.enqueue(session, delivery=delivery)
+        return item
+
+    def _after_settle(self, item: ItemPublic) -> None:
+        self._notifier.changed(item.id)
+        self._on_queued()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _route(self, name: str) -> Route:
+        route = self._routes.get(name)
+        if route is None:
+            raise InvalidInput(
+                f"unknown route {name!r}; known routes: {', '.join(self._routes.names())}",
+                field="route",
+            )
+        return route
+
+    @staticmethod
+    def _check_allowed(*, row: Item, route: Route, action: Action, actor: Actor) -> None:
+        if not route.may_decide(surface=actor.surface, user_id=actor.user_id, groups=actor.groups):
+            raise NotAllowed(f"{actor.name} is not a reviewer of route {route.name!r}")
+        if (
+            action in (Action.approve, Action.edit)
+            and row.requested_by is not None
+            and row.requested_by in (actor.user_id, actor.name)
+            and not route.allow_self_approval
+        ):
+            raise NotAllowed(
+                f"route {route.name!r} does not let the requester approve their own item"
+            )
+
+
+def _check_reason(route: Route, code: str | None, text: str | None) -> None:
+    if code is not None and code not in route.reject_reasons:
+        allowed = ", ".join(route.reject_reasons) or "none; use reason_text"
+        raise InvalidInput(
+            f"{code!r} is not a reject reason of this route ({allowed})", field="reason_code"
+        )
+    if code is None and not (text and text.strip()):
+        raise InvalidInput("a rejection needs a reason code or a reason text", field="reason")
+
+
+def _decision(
+    row: Item,
+    action: Action,
+    actor: Actor,
+    now: datetime,
+    *,
+    edited: dict[str, Any] | None = None,
+    reason_code: str | None = None,
+    reason_text: str | None = None,
+) -> Decision:
+    return Decision(
+        item_id=row.id,
+        action=action.value,
+        surface=actor.surface,
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        content_before=row.final_content or row.content if edited is not None else None,
+        content_after=edited,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        at=now,
+        since_posted_seconds=max(0.0, (now - row.created_at).total_seconds()),
+    )
+
+
+def _already_settled(row: Item, history: list[Decision]) -> Conflict:
+    final = next((d for d in reversed(history) if d.decisive), None)
+    if final is None:
+        return Conflict(f"item {row.id} is already {row.state}")
+    winner = Winner(
+        actor_name=final.actor_name,
+        actor_id=final.actor_id,
+        surface=final.surface,
+        action=final.action,
+        at=final.at,
+    )
+    return Conflict(
+        f"item {row.id} is already {row.state}: {final.action} by {final.actor_name} "
+        f"at {final.at:%Y-%m-%d %H:%M:%S} UTC",
+        winner=winner,
+    )
+
+
+def _hash(data: ItemCreate) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

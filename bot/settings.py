@@ -1,0 +1,76 @@
+"""Process settings, read from the environment (prefix ``SIGNOFF_``) and ``.env``.
+
+Unknown ``SIGNOFF_*`` variables and bad values fail at start, naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+PREFIX = "SIGNOFF_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", extra="forbid", frozen=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./signoff.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    config: Path = Path("./signoff.yaml")
+    log_level: str = "info"
+    # SQLite durability: NORMAL survives a crash of the process (WAL), FULL also power loss.
+    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL|OFF)$")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_wait_seconds: float = Field(default=60.0, gt=0)
+    release_max_attempts: int = Field(default=8, ge=1, le=100)
+    release_backoff_seconds: float = Field(default=2.0, gt=0)
+    release_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    release_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    discord_token: str | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    smtp_url: str | None = None
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+
+    @property
+    def config_explicit(self) -> bool:
+        return "config" in self.model_fields_set
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``env`` (default: the process environment) plus explicit overrides."""
+    env = os.environ if env is None else env
+    known = {PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting {', '.join(unknown)}")
+    try:
+        if env is os.environ:
+            return cast(Any, Settings)(**overrides)  # type: ignore[no-any-return]
+        values = {k[len(PREFIX) :].lower(): v for k, v in env.items() if k in known}
+        return Settings.model_validate({**values, **overrides})
+    except ValidationError as exc:
+        problems = [
+            f"{PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,60 @@
+"""Turn stored rows into the public item shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.policy import Vote, approvers
+from bot.routes import RouteTable
+from bot.schemas import DecisionPublic, ItemPublic
+from bot.states import HUMAN_ACTIONS, Action
+from storage.models import Decision, Item
+
+
+def votes_of(decisions: Sequence[Decision]) -> list[Vote]:
+    return [
+        Vote(Action(d.action), f"{d.surface}:{d.actor_id}")
+        for d in decisions
+        if d.action in HUMAN_ACTIONS
+    ]
+
+
+def decision_public(d: Decision) -> DecisionPublic:
+    return DecisionPublic(
+        action=d.action,
+        surface=d.surface,
+        actor_id=d.actor_id,
+        actor_name=d.actor_name,
+        reason_code=d.reason_code,
+        reason_text=d.reason_text,
+        at=d.at,
+        since_posted_seconds=d.since_posted_seconds,
+        content_after=d.content_after,
+    )
+
+
+def item_public(item: Item, decisions: Sequence[Decision], routes: RouteTable) -> ItemPublic:
+    route = routes.get(item.route)
+    return ItemPublic(
+        id=item.id,
+        route=item.route,
+        kind=item.kind,
+        title=item.title,
+        content=item.content,
+        final_content=item.final_content,
+        confidence=item.confidence,
+        callback_url=item.callback_url,
+        metadata=item.meta,
+        requested_by=item.requested_by,
+        state=item.state,
+        outcome=item.outcome,
+        release_state=item.release_state,
+        release_error=item.release_error,
+        approvals=len(approvers(votes_of(decisions))) if item.state == "pending" else 0,
+        quorum=route.quorum if route else 1,
+        decisions=[decision_public(d) for d in decisions],
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        decided_at=item.decided_at,
+        due_at=item.due_at,
+    )

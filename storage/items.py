@@ -1,0 +1,98 @@
+"""Items and their decisions and posts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Decision, Item, Post
+
+
+async def add_item(session: AsyncSession, *, item: Item) -> Item:
+    session.add(item)
+    await session.flush()
+    return item
+
+
+async def get_item(
+    session: AsyncSession, *, item_id: str, integrator_id: int | None = None
+) -> Item | None:
+    """The item, or None; with ``integrator_id``, only if that integrator owns it."""
+    query = select(Item).where(Item.id == item_id)
+    if integrator_id is not None:
+        query = query.where(Item.integrator_id == integrator_id)
+    return (await session.exec(query.execution_options(populate_existing=True))).first()
+
+
+async def item_by_idempotency_key(
+    session: AsyncSession, *, integrator_id: int, key: str
+) -> Item | None:
+    query = select(Item).where(Item.integrator_id == integrator_id, Item.idempotency_key == key)
+    return (await session.exec(query)).first()
+
+
+async def list_items(
+    session: AsyncSession,
+    *,
+    integrator_id: int | None,
+    state: str | None = None,
+    route: str | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[Item]:
+    """Items newest first (ids sort by creation time), at most ``limit``."""
+    query = select(Item)
+    if integrator_id is not None:
+        query = query.where(Item.integrator_id == integrator_id)
+    if state is not None:
+        query = query.where(Item.state == state)
+    if route is not None:
+        query = query.where(Item.route == route)
+    if before_id is not None:
+        query = query.where(col(Item.id) < before_id)
+    query = query.order_by(col(Item.id).desc()).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def update_item_if_version(
+    session: AsyncSession, *, item_id: str, version: int, values: dict[str, Any]
+) -> bool:
+    """Apply ``values`` and bump the version, only if the item is still at ``version``."""
+    stmt = (
+        update(Item)
+        .where(col(Item.id) == item_id, col(Item.version) == version)
+        .values(**values, version=version + 1)
+    )
+    result = cast(CursorResult[Any], await session.execute(stmt))
+    return result.rowcount == 1
+
+
+async def add_decision(session: AsyncSession, *, decision: Decision) -> Decision:
+    session.add(decision)
+    await session.flush()
+    return decision
+
+
+async def decisions_for(session: AsyncSession, *, item_ids: Sequence[str]) -> list[Decision]:
+    """All decisions of these items, oldest first."""
+    if not item_ids:
+        return []
+    query = (
+        select(Decision).where(col(Decision.item_id).in_(list(item_ids))).order_by(col(Decision.id))
+    )
+    return list((await session.exec(query)).all())
+
+
+async def add_post(session: AsyncSession, *, post: Post) -> Post:
+    session.add(post)
+    await session.flush()
+    return post
+
+
+async def posts_for(session: AsyncSession, *, item_id: str) -> list[Post]:
+    query = select(Post).where(Post.item_id == item_id).order_by(col(Post.id))
+    return list((await session.exec(query)).all())

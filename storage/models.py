@@ -1,0 +1,136 @@
+"""The tables, as SQLModel families: a ``…Base`` of shared columns and the table class.
+
+Public (API) shapes live in :mod:`bot.schemas`; these classes are the stored form.
+Decisions are append-only: the migration installs triggers that refuse UPDATE and
+DELETE on ``decisions``, so no code path can rewrite history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import JSONColumn, UTCDateTime
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+class ApiKeyBase(SQLModel):
+    name: str = Field(max_length=100, unique=True)
+
+
+class ApiKey(ApiKeyBase, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_digest: str = Field(max_length=64, unique=True)
+    signing_secret: str = Field(max_length=100)
+    created_at: datetime = _ts()
+
+
+class ItemBase(SQLModel):
+    route: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    title: str = Field(max_length=300)
+    confidence: float | None = None
+    callback_url: str | None = Field(default=None, max_length=2000)
+    requested_by: str | None = Field(default=None, max_length=200)
+
+
+class Item(ItemBase, table=True):
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("integrator_id", "idempotency_key", name="uq_items_idempotency"),
+        Index("ix_items_integrator_id_id", "integrator_id", "id"),
+        Index("ix_items_state_route", "state", "route"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    integrator_id: int = Field(foreign_key="api_keys.id")
+    content: dict[str, Any] = Field(sa_column=Column(JSONColumn, nullable=False))
+    final_content: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONColumn, nullable=True)
+    )
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSONColumn, nullable=False)
+    )
+    state: str = Field(max_length=16)
+    outcome: str | None = Field(default=None, max_length=16)
+    release_state: str = Field(max_length=16)
+    release_error: str | None = None
+    version: int = 1
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)
+    due_at: datetime | None = _ts(nullable=True)
+
+
+class Decision(SQLModel, table=True):
+    """One recorded decision. Never updated, never deleted."""
+
+    __tablename__ = "decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
+    action: str = Field(max_length=16)
+    surface: str = Field(max_length=16)
+    actor_id: str = Field(max_length=200)
+    actor_name: str = Field(max_length=200)
+    content_before: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONColumn, nullable=True)
+    )
+    content_after: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONColumn, nullable=True)
+    )
+    reason_code: str | None = Field(default=None, max_length=200)
+    reason_text: str | None = None
+    decisive: bool = False  # this decision settled the item
+    at: datetime = _ts()
+    since_posted_seconds: float = 0.0
+
+
+class Delivery(SQLModel, table=True):
+    """An outbox row: one release or callback, delivered at least once with one key."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
+    purpose: str = Field(max_length=16)  # release | callback
+    target_type: str = Field(max_length=16)
+    url: str = Field(max_length=2000)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSONColumn, nullable=False))
+    state: str = Field(max_length=16)  # queued | delivered | failed
+    attempts: int = 0
+    max_attempts: int = 8
+    next_attempt_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    receipt: str | None = None
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class Post(SQLModel, table=True):
+    """Where an item was posted: one row per surface message, for later updates."""
+
+    __tablename__ = "posts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
+    surface: str = Field(max_length=16)
+    channel: str | None = Field(default=None, max_length=200)
+    ref: dict[str, Any] = Field(sa_column=Column(JSONColumn, nullable=False))
+    posted_at: datetime = _ts()
