@@ -4,14 +4,12 @@ Every error is ``{"error": {"code", "message"}}`` with a 4xx status whose messag
 what is wrong; nothing a client sends produces a 500.
 """
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import text
 
 from bot.auth import Integrator, KeyRing
 from bot.errors import (
@@ -25,7 +23,7 @@ from bot.errors import (
 from bot.reader import ItemReader
 from bot.schemas import ErrorBody, ItemCreate, ItemPage, ItemPublic
 from bot.service import ReviewService
-from storage.db import SessionFactory
+from storage.db import SessionFactory, ping
 
 _STATUS: dict[type[SignoffError], int] = {
     InvalidInput: 422,
@@ -156,7 +154,7 @@ def build_router(
     async def readyz() -> Any:
         try:
             async with sessions() as session:
-                await session.execute(text("SELECT 1"))
+                await ping(session)
         except Exception as exc:
             return error(503, "not_ready", f"database unreachable: {type(exc).__name__}")
         return {"status": "ready"}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,7 +67,7 @@ async def update_item_if_version(
         .where(col(Item.id) == item_id, col(Item.version) == version)
         .values(**values, version=version + 1)
     )
-    result = cast(CursorResult[Any], await session.execute(stmt))
+    result = await session.exec(stmt)
     return result.rowcount == 1
 
 

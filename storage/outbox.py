@@ -8,9 +8,9 @@ that dies mid-delivery loses its lease and the row is claimed again.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,7 +54,7 @@ async def claim_due(
             .where(col(Delivery.id) == delivery_id, _due(now))
             .values(claimed_until=now + lease, attempts=col(Delivery.attempts) + 1)
         )
-        if cast(CursorResult[Any], await session.execute(stmt)).rowcount == 1:
+        if (await session.exec(stmt)).rowcount == 1:
             row = await session.get(Delivery, delivery_id, populate_existing=True)
             if row is not None:
                 claimed.append(row)
@@ -64,7 +64,7 @@ async def claim_due(
 async def mark_delivered(
     session: AsyncSession, *, delivery_id: int, now: datetime, receipt: str
 ) -> None:
-    await session.execute(
+    await session.exec(
         update(Delivery)
         .where(col(Delivery.id) == delivery_id)
         .values(state=DELIVERED, delivered_at=now, receipt=receipt, claimed_until=None)
@@ -74,7 +74,7 @@ async def mark_delivered(
 async def mark_retry(
     session: AsyncSession, *, delivery_id: int, next_attempt_at: datetime, error: str
 ) -> None:
-    await session.execute(
+    await session.exec(
         update(Delivery)
         .where(col(Delivery.id) == delivery_id)
         .values(next_attempt_at=next_attempt_at, last_error=error, claimed_until=None)
@@ -82,7 +82,7 @@ async def mark_retry(
 
 
 async def mark_failed(session: AsyncSession, *, delivery_id: int, error: str) -> None:
-    await session.execute(
+    await session.exec(
         update(Delivery)
         .where(col(Delivery.id) == delivery_id)
         .values(state=FAILED, last_error=error, claimed_until=None)

@@ -1,0 +1,103 @@
+"""The signoff command line, run as the installed console script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.process import Server, free_port, run, signoff_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return signoff_env(SIGNOFF_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/signoff.db")
+
+
+ITEM = {
+    "route": "default",
+    "kind": "message",
+    "title": "Post the release note",
+    "content": {"text": "v1.2 is out"},
+}
+
+
+def test_db_upgrade(env: dict[str, str]) -> None:
+    done = run(["db", "upgrade"], env=env)
+    assert done.returncode == 0 and "up to date" in done.stdout
+
+
+def test_keys_create_json_and_duplicate(env: dict[str, str]) -> None:
+    done = run(["keys", "create", "agent", "--json"], env=env)
+    key = json.loads(done.stdout)
+    assert set(key) == {"name", "api_key", "signing_secret"} and key["name"] == "agent"
+    assert key["api_key"].startswith("sk_") and len(key["api_key"]) > 40
+    again = run(["keys", "create", "agent"], env=env)
+    assert again.returncode == 2 and "a key named 'agent' already exists" in again.stderr
+
+
+def test_keys_are_stored_as_digests(env: dict[str, str], tmp_path: Path) -> None:
+    import sqlite3
+
+    key = json.loads(run(["keys", "create", "agent", "--json"], env=env).stdout)
+    with sqlite3.connect(tmp_path / "signoff.db") as conn:
+        dump = "\n".join(conn.iterdump())
+    assert key["api_key"] not in dump
+
+
+def test_submit_from_stdin_and_file_then_items_table(env: dict[str, str], tmp_path: Path) -> None:
+    one = run(["submit", "-", "--json"], env=env, stdin=json.dumps(ITEM))
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["state"] == "pending"
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps({**ITEM, "title": "Second"}))
+    two = run(["submit", str(path)], env=env)
+    assert two.returncode == 0 and two.stdout.split()[1] == "pending"
+    table = run(["items"], env=env).stdout.splitlines()
+    assert table[0].split() == ["ID", "ROUTE", "KIND", "STATE", "OUTCOME", "RELEASE", "TITLE"]
+    assert "Second" in table[1] and "Post the release note" in table[2]
+
+
+def test_submit_bad_input_names_the_problem(env: dict[str, str]) -> None:
+    done = run(["submit", "-"], env=env, stdin=json.dumps({**ITEM, "kind": "fax"}))
+    assert done.returncode == 2 and "kind: unknown kind 'fax'" in done.stderr
+    done = run(["submit", "-"], env=env, stdin="{nope")
+    assert done.returncode == 2 and "Invalid JSON" in done.stderr
+
+
+def test_decide_from_the_command_line(env: dict[str, str]) -> None:
+    item = json.loads(run(["submit", "-", "--json"], env=env, stdin=json.dumps(ITEM)).stdout)
+    done = run(["decide", item["id"], "reject", "--as", "lead", "--text", "too early"], env=env)
+    assert done.returncode == 0 and "rejected" in done.stdout
+    again = run(["decide", item["id"], "approve", "--as", "other"], env=env)
+    assert again.returncode == 2 and "already rejected: reject by lead" in again.stderr
+
+
+def test_bad_setting_stops_the_start(env: dict[str, str]) -> None:
+    done = run(["items"], env={**env, "SIGNOFF_PORTT": "1"})
+    assert done.returncode == 2 and "unknown setting SIGNOFF_PORTT" in done.stderr
+
+
+def test_make_run_serves_demo_data_and_prints_a_key(env: dict[str, str]) -> None:
+    port = free_port()
+    server = Server(["make", "-s", "run"], env={**env, "SIGNOFF_PORT": str(port)}, port=port)
+    server.start()
+    try:
+        import httpx
+
+        output = ""
+        assert server.proc is not None and server.proc.stdout is not None
+        while "API key" not in output:
+            output += server.proc.stdout.readline()
+        api_key = output.split("API key (integrator 'demo', new at every start): ")[1].split()[0]
+        page = httpx.get(f"{server.base}/v1/items", headers={"Authorization": f"Bearer {api_key}"})
+    finally:
+        server.stop()
+    assert page.status_code == 200
+    assert sorted(i["kind"] for i in page.json()["items"]) == [
+        "code_change",
+        "decision",
+        "email",
+        "label",
+    ]
