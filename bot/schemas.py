@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ItemCreate(BaseModel):
@@ -21,7 +21,7 @@ class ItemCreate(BaseModel):
     callback_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
     requested_by: str | None = Field(default=None, max_length=200)
-    due_at: datetime | None = None
+    due_at: AwareDatetime | None = None
 
 
 class DecisionPublic(BaseModel):

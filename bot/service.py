@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -86,6 +86,7 @@ class ReviewService:
         With an ``idempotency_key``, a replay with the same body returns the stored item
         (``created=False``) and a replay with another body raises Conflict.
         """
+        _refuse_nul(data.model_dump(mode="json"), path="")
         route = self._route(data.route)
         kind = get_kind(data.kind)
         content = validate_content(kind, data.content)
@@ -119,7 +120,7 @@ class ReviewService:
             request_hash=request_hash,
             created_at=now,
             updated_at=now,
-            due_at=data.due_at,
+            due_at=data.due_at.astimezone(UTC) if data.due_at else None,
         )
         auto = auto_decision(route, data.confidence)
         try:
@@ -414,6 +415,19 @@ def _already_settled(row: Item, history: list[Decision]) -> Conflict:
         f"at {final.at:%Y-%m-%d %H:%M:%S} UTC",
         winner=winner,
     )
+
+
+def _refuse_nul(value: Any, *, path: str) -> None:
+    """NUL cannot be stored in PostgreSQL text or JSONB: refuse it, naming where it is."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput("must not contain NUL (\\u0000) characters", field=path or "body")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path=path)
+            _refuse_nul(item, path=f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _refuse_nul(item, path=f"{path}.{n}")
 
 
 def _hash(data: ItemCreate) -> str:

@@ -284,3 +284,16 @@ async def test_health_readiness_and_schema(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert {"/v1/items", "/v1/items/{item_id}", "/healthz", "/readyz"} <= set(schema["paths"])
     assert "ItemCreate" in json.dumps(schema["components"])
+
+
+async def test_naive_due_at_is_refused(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    answer = await client.post(
+        "/v1/items", json={**ITEM, "due_at": "2026-12-01T10:00:00"}, headers=auth(keys["alice"])
+    )
+    assert answer.status_code == 422 and "due_at: Input should have timezone info" in answer.text
+    ok = await client.post(
+        "/v1/items",
+        json={**ITEM, "due_at": "2026-12-01T10:00:00+01:00"},
+        headers=auth(keys["alice"]),
+    )
+    assert ok.status_code == 201 and ok.json()["due_at"] == "2026-12-01T09:00:00Z"

@@ -256,3 +256,30 @@ async def test_decisions_cannot_be_rewritten(system: System, integrator: Integra
             async with system.sessions() as session, session.begin():
                 await session.exec(text(statement))
     assert (await system.reader.get(item_id=item.id)).decisions[0].actor_name == "ann"
+
+
+async def test_nul_characters_are_refused_by_name(system: System, integrator: Integrator) -> None:
+    bad = ItemCreate(
+        route="support", kind="email", title="Refund", content={**EMAIL, "body": "Hi\x00Jane"}
+    )
+    with pytest.raises(InvalidInput, match=r"content\.body: must not contain NUL"):
+        await system.service.submit(integrator=integrator, data=bad)
+    meta = draft(metadata={"tags": ["ok", "b\x00d"]})
+    with pytest.raises(InvalidInput, match=r"metadata\.tags\.1: must not contain NUL"):
+        await system.service.submit(integrator=integrator, data=meta)
+
+
+async def test_hundred_concurrent_submits_with_one_key_make_one_item(
+    system: System, integrator: Integrator, surface: RecordingSurface
+) -> None:
+    results = await asyncio.gather(
+        *(
+            system.service.submit(integrator=integrator, data=draft(), idempotency_key="once")
+            for _ in range(100)
+        )
+    )
+    assert sum(r.created for r in results) == 1
+    assert len({r.item.id for r in results}) == 1
+    assert len(surface.posts) == 1  # posted once, by the submit that created it
+    page = await system.reader.page(integrator_id=integrator.id)
+    assert len(page.items) == 1
