@@ -47,10 +47,15 @@ class _Unauthorized(Exception):
         self.message = message
 
 
+def error_response(exc: SignoffError) -> JSONResponse:
+    """The JSON answer for a SignoffError, with its HTTP status."""
+    return error(_STATUS.get(type(exc), 400), exc.code, exc.message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SignoffError)
     async def _signoff(_: Request, exc: SignoffError) -> JSONResponse:
-        return error(_STATUS.get(type(exc), 400), exc.code, exc.message)
+        return error_response(exc)
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:

@@ -17,7 +17,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.targets.webhook import WebhookTarget
-from adapters.web.log_surface import LogSurface
+from adapters.web.auth import WebAuth
+from adapters.web.live import Broadcaster
+from adapters.web.pages import WebConsole
+from adapters.web.surface import WebSurface
 from bot.api import build_router, install_error_handlers
 from bot.auth import KeyRing
 from bot.clock import Clock, SystemClock
@@ -26,7 +29,7 @@ from bot.fanout import SurfaceFanout
 from bot.limits import BodyLimit
 from bot.notify import Notifier
 from bot.ports import DeliveryTarget, Surface
-from bot.reader import ItemReader
+from bot.reader import InboxReader, ItemReader
 from bot.release import ReleaseWorker, RetryPolicy
 from bot.routes import RouteTable, load_routes
 from bot.service import ReviewService
@@ -42,6 +45,7 @@ class System:
     """Everything a running signoff is made of."""
 
     settings: Settings
+    clock: Clock
     engine: AsyncEngine
     sessions: SessionFactory
     routes: RouteTable
@@ -51,6 +55,8 @@ class System:
     worker: ReleaseWorker
     notifier: Notifier
     http: httpx.AsyncClient
+    broadcaster: Broadcaster
+    web: WebConsole
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -71,10 +77,14 @@ def build(
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
-    surfaces = dict(surfaces) if surfaces is not None else {"web": LogSurface()}
+    broadcaster = Broadcaster()
+    surfaces = (
+        dict(surfaces) if surfaces is not None else {"web": WebSurface(broadcaster=broadcaster)}
+    )
     targets = dict(targets) if targets is not None else {"webhook": WebhookTarget(client=http)}
     _check_routes(routes, targets)
     notifier = Notifier()
+    notifier.listen(broadcaster.publish)
     worker = ReleaseWorker(
         sessions=sessions,
         targets=targets,
@@ -96,17 +106,32 @@ def build(
         release_max_attempts=settings.release_max_attempts,
         on_queued=worker.wake,
     )
+    reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+    web = WebConsole(
+        auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),
+        service=service,
+        reader=reader,
+        inbox=InboxReader(sessions=sessions, routes=routes),
+        routes=routes,
+        broadcaster=broadcaster,
+        sessions=sessions,
+        clock=clock,
+        secure_cookies=settings.base_url.startswith("https://"),
+    )
     return System(
         settings=settings,
+        clock=clock,
         engine=engine,
         sessions=sessions,
         routes=routes,
         keys=KeyRing(sessions=sessions, clock=clock),
         service=service,
-        reader=ItemReader(sessions=sessions, routes=routes, notifier=notifier),
+        reader=reader,
         worker=worker,
         notifier=notifier,
         http=http,
+        broadcaster=broadcaster,
+        web=web,
     )
 
 
@@ -132,6 +157,7 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         try:
             yield
         finally:
+            system.broadcaster.close()
             stop.set()
             if task is not None:
                 await task
@@ -153,5 +179,6 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
             max_wait_seconds=system.settings.max_wait_seconds,
         )
     )
+    system.web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=system.settings.max_body_bytes)
     return app

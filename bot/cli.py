@@ -8,15 +8,18 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from fastapi import APIRouter
 from pydantic import ValidationError
 
 from bot.app import System, build, create_app
 from bot.errors import ConfigError, SignoffError
 from bot.ports import Actor
+from bot.routes import RouteTable
 from bot.schemas import ItemCreate
 from bot.settings import Settings, load_settings
 from storage.migrate import upgrade
@@ -28,7 +31,9 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Integrator API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Web reviewers.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 
 HostOpt = Annotated[str | None, typer.Option(help="Listen address [SIGNOFF_HOST].")]
@@ -52,13 +57,20 @@ def _with_system(settings: Settings, work: Callable[[System], Awaitable[T]]) -> 
     return asyncio.run(main())
 
 
-def _serve(settings: Settings, before: Callable[[System], Awaitable[None]] | None = None) -> None:
+def _serve(
+    settings: Settings,
+    before: Callable[[System], Awaitable[None]] | None = None,
+    *,
+    routes: RouteTable | None = None,
+    extra: Callable[[APIRouter], None] | None = None,
+) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
     async def main() -> None:
-        system = build(settings)
+        system = build(settings, routes=routes)
+        system.web.extra = extra
         await upgrade(system.engine)
         if before is not None:
             await before(system)
@@ -67,8 +79,9 @@ def _serve(settings: Settings, before: Callable[[System], Awaitable[None]] | Non
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=5,
         )
-        await uvicorn.Server(config).serve()
+        await _Server(config, on_exit=system.broadcaster.close).serve()
 
     asyncio.run(main())
 
@@ -81,8 +94,8 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
 
 @app.command()
 def demo(host: HostOpt = None, port: PortOpt = None) -> None:
-    """Serve with demo data and a fresh API key for the integrator 'demo'."""
-    from bot.demo import seed
+    """Serve a self-contained demo: demo routes and drafts, a reviewer and an API key."""
+    from bot.demo import add_sink, demo_routes, seed
 
     settings = _settings(host=host, port=port)
 
@@ -90,14 +103,54 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
         key = await system.keys.rotate(name="demo")
         integrator = await system.keys.authenticate(key.api_key)
         assert integrator is not None
-        new = await seed(system.service, integrator)
-        base = f"http://{settings.host}:{settings.port}"
-        print(f"\nsignoff demo on {base}  ({new} demo items added)", flush=True)
+        new = await seed(system.service, integrator, system.clock)
+        link = await system.web.auth.invite(name="demo", routes=["*"])
+        base = settings.base_url
+        print(f"\nsignoff demo on {base}  ({new} demo drafts added)", flush=True)
+        print(f"Sign in (reviewer 'demo', one-time link): {link}", flush=True)
         print(f"API key (integrator 'demo', new at every start): {key.api_key}", flush=True)
-        print(f"signing secret: {key.signing_secret}", flush=True)
-        print(f"try: curl -H 'Authorization: Bearer {key.api_key}' {base}/v1/items\n", flush=True)
+        print(f"Signing secret: {key.signing_secret}\n", flush=True)
 
-    _serve(settings, prepare)
+    _serve(settings, prepare, routes=demo_routes(settings.base_url), extra=add_sink)
+
+
+class _Server(uvicorn.Server):
+    """Ends live-update streams as soon as shutdown starts, so open browser tabs do not
+    hold the server up."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        asyncio.get_event_loop().call_soon_threadsafe(self._on_exit)
+        super().handle_exit(sig, frame)
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    routes: Annotated[str, typer.Option(help="Comma-separated route names, or * for all.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a web reviewer (or update their routes) and print a one-time sign-in link."""
+    wanted = [r.strip() for r in routes.split(",") if r.strip()]
+    settings = _settings()
+
+    async def work(system: System) -> str:
+        unknown = [r for r in wanted if r != "*" and system.routes.get(r) is None]
+        if unknown:
+            raise ConfigError(
+                f"--routes: unknown route {', '.join(unknown)}; "
+                f"known routes: {', '.join(system.routes.names())}"
+            )
+        return await system.web.auth.invite(name=name, routes=wanted)
+
+    url = _with_system(settings, work)
+    if as_json:
+        print(json.dumps({"name": name.strip(), "sign_in_url": url}))
+    else:
+        print(f"Sign-in link for {name.strip()} (works once, for 24 hours):\n{url}")
 
 
 @keys_app.command("create")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Sequence
 
 from bot.errors import InvalidInput, NotFound
 from bot.notify import Notifier
@@ -14,7 +15,7 @@ from bot.states import ItemState
 from bot.views import item_public
 from storage import items as item_store
 from storage.db import SessionFactory
-from storage.models import Decision
+from storage.models import Decision, DeliveryAttempt
 
 # Another replica may decide the item; its notice does not reach this process, so a
 # waiting reader also looks at the database this often.
@@ -96,3 +97,40 @@ def _decode_cursor(cursor: str) -> str:
     if not value.startswith("itm_"):
         raise InvalidInput("not a cursor this API gave out", field="cursor")
     return value
+
+
+class InboxReader:
+    """What a reviewer's inbox shows: items of some routes, and counts per route."""
+
+    def __init__(self, *, sessions: SessionFactory, routes: RouteTable) -> None:
+        self._sessions = sessions
+        self._routes = routes
+
+    async def items(
+        self,
+        *,
+        routes: Sequence[str],
+        state: str | None = "pending",
+        route: str | None = None,
+        kind: str | None = None,
+        limit: int = 200,
+    ) -> list[ItemPublic]:
+        """Items of ``routes``, oldest due first."""
+        async with self._sessions() as session:
+            rows = await item_store.inbox(
+                session, routes=routes, state=state, route=route, kind=kind, limit=limit
+            )
+            decisions = await item_store.decisions_for(session, item_ids=[r.id for r in rows])
+        by_item: dict[str, list[Decision]] = {}
+        for d in decisions:
+            by_item.setdefault(d.item_id, []).append(d)
+        return [item_public(r, by_item.get(r.id, []), self._routes) for r in rows]
+
+    async def pending_counts(self, *, routes: Sequence[str]) -> dict[str, int]:
+        async with self._sessions() as session:
+            return await item_store.pending_counts(session, routes=routes)
+
+    async def attempts(self, *, item_id: str) -> list[DeliveryAttempt]:
+        """Every delivery attempt of the item (releases and callbacks), oldest first."""
+        async with self._sessions() as session:
+            return await item_store.attempts_for(session, item_id=item_id)

@@ -27,7 +27,7 @@ from storage import items as item_store
 from storage import keys as key_store
 from storage import outbox as outbox_store
 from storage.db import SessionFactory
-from storage.models import Delivery
+from storage.models import Delivery, DeliveryAttempt
 
 log = logging.getLogger("signoff.release")
 
@@ -143,6 +143,7 @@ class ReleaseWorker:
             await outbox_store.mark_delivered(
                 session, delivery_id=row.id, now=self._clock.now(), receipt=receipt
             )
+            await self._record(session, row, ok=True, detail=receipt)
             if row.purpose == RELEASE:
                 await self._set_release(session, row.item_id, ReleaseState.released, None)
         log.info(
@@ -153,6 +154,7 @@ class ReleaseWorker:
     async def _failed(self, row: Delivery, error: str, *, retryable: bool) -> None:
         assert row.id is not None
         async with self._sessions() as session, session.begin():
+            await self._record(session, row, ok=False, detail=error)
             if retryable and row.attempts < row.max_attempts:
                 when = self._clock.now() + self._policy.delay(row.attempts)
                 await outbox_store.mark_retry(
@@ -166,6 +168,7 @@ class ReleaseWorker:
                     error,
                     when.isoformat(),
                 )
+                self._on_change(row.item_id)
                 return
             await outbox_store.mark_failed(session, delivery_id=row.id, error=error)
             if row.purpose == RELEASE:
@@ -174,6 +177,21 @@ class ReleaseWorker:
             "%s %s failed after %d attempts: %s", row.purpose, row.item_id, row.attempts, error
         )
         self._on_change(row.item_id)
+
+    async def _record(self, session: AsyncSession, row: Delivery, *, ok: bool, detail: str) -> None:
+        assert row.id is not None
+        await item_store.add_attempt(
+            session,
+            attempt=DeliveryAttempt(
+                delivery_id=row.id,
+                item_id=row.item_id,
+                purpose=row.purpose,
+                attempt=row.attempts,
+                ok=ok,
+                detail=detail[:2000],
+                at=self._clock.now(),
+            ),
+        )
 
     @staticmethod
     async def _set_release(

@@ -150,6 +150,7 @@ class ReviewService:
 
         if item.state == ItemState.pending:
             await self._fanout.post(item)
+            self._notifier.changed(item.id)
         else:
             self._after_settle(item)
         return Submitted(item, created=True)

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     config: Path = Path("./signoff.yaml")
+    public_url: str | None = None  # how browsers reach signoff, for sign-in links
     log_level: str = "info"
     # SQLite durability: NORMAL survives a crash of the process (WAL), FULL also power loss.
     sqlite_synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL|OFF)$")
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
+
+    @property
+    def base_url(self) -> str:
+        """The public URL, or the listen address when none is set."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def config_explicit(self) -> bool:

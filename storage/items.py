@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Decision, Item, Post
+from storage.models import Decision, DeliveryAttempt, Item, Post
 
 
 async def add_item(session: AsyncSession, *, item: Item) -> Item:
@@ -95,4 +95,53 @@ async def add_post(session: AsyncSession, *, post: Post) -> Post:
 
 async def posts_for(session: AsyncSession, *, item_id: str) -> list[Post]:
     query = select(Post).where(Post.item_id == item_id).order_by(col(Post.id))
+    return list((await session.exec(query)).all())
+
+
+async def inbox(
+    session: AsyncSession,
+    *,
+    routes: Sequence[str] | None,
+    state: str | None = "pending",
+    route: str | None = None,
+    kind: str | None = None,
+    limit: int = 200,
+) -> list[Item]:
+    """Items for a reviewer: oldest due first (items without a due time after those with
+    one, oldest first). ``routes`` None means every route."""
+    query = select(Item)
+    if routes is not None:
+        query = query.where(col(Item.route).in_(list(routes)))
+    if state is not None:
+        query = query.where(Item.state == state)
+    if route is not None:
+        query = query.where(Item.route == route)
+    if kind is not None:
+        query = query.where(Item.kind == kind)
+    query = query.order_by(
+        col(Item.due_at).is_(None), col(Item.due_at), col(Item.created_at), col(Item.id)
+    ).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def pending_counts(session: AsyncSession, *, routes: Sequence[str] | None) -> dict[str, int]:
+    """How many items wait for review, per route."""
+    query: Any = select(Item.route, func.count()).where(Item.state == "pending")
+    if routes is not None:
+        query = query.where(col(Item.route).in_(list(routes)))
+    rows = (await session.exec(query.group_by(Item.route))).all()
+    return {route: int(count) for route, count in rows}
+
+
+async def add_attempt(session: AsyncSession, *, attempt: DeliveryAttempt) -> None:
+    session.add(attempt)
+    await session.flush()
+
+
+async def attempts_for(session: AsyncSession, *, item_id: str) -> list[DeliveryAttempt]:
+    query = (
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.item_id == item_id)
+        .order_by(col(DeliveryAttempt.id))
+    )
     return list((await session.exec(query)).all())

@@ -71,7 +71,7 @@ class Item(ItemBase, table=True):
     request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
-    decided_at: datetime | None = _ts(nullable=True)
+    decided_at: datetime | None = _ts(nullable=True, index=True)
     due_at: datetime | None = _ts(nullable=True)
 
 
@@ -134,3 +134,57 @@ class Post(SQLModel, table=True):
     channel: str | None = Field(default=None, max_length=200)
     ref: dict[str, Any] = Field(sa_column=Column(JSONColumn, nullable=False))
     posted_at: datetime = _ts()
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One attempt at a delivery, kept for the item's history."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True)
+    item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
+    purpose: str = Field(max_length=16)
+    attempt: int
+    ok: bool
+    detail: str
+    at: datetime = _ts()
+
+
+class ReviewerBase(SQLModel):
+    name: str = Field(max_length=100, unique=True)
+
+
+class Reviewer(ReviewerBase, table=True):
+    """A web reviewer and the routes they may review (``["*"]``: all)."""
+
+    __tablename__ = "reviewers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    routes: list[str] = Field(sa_column=Column(JSONColumn, nullable=False))
+    created_at: datetime = _ts()
+
+
+class SignInLink(SQLModel, table=True):
+    """A one-time sign-in link; only the token's digest is stored."""
+
+    __tablename__ = "sign_in_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(max_length=64, unique=True)
+    reviewer_id: int = Field(foreign_key="reviewers.id", index=True)
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser; the cookie holds the token, the table its digest."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(max_length=64, unique=True)
+    reviewer_id: int = Field(foreign_key="reviewers.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.process import Server, free_port, run, signoff_env
@@ -79,25 +80,30 @@ def test_bad_setting_stops_the_start(env: dict[str, str]) -> None:
     assert done.returncode == 2 and "unknown setting SIGNOFF_PORTT" in done.stderr
 
 
-def test_make_run_serves_demo_data_and_prints_a_key(env: dict[str, str]) -> None:
+def test_make_run_serves_demo_data_and_prints_a_key_and_a_sign_in_link(
+    env: dict[str, str],
+) -> None:
     port = free_port()
     server = Server(["make", "-s", "run"], env={**env, "SIGNOFF_PORT": str(port)}, port=port)
     server.start()
     try:
-        import httpx
-
         output = ""
         assert server.proc is not None and server.proc.stdout is not None
-        while "API key" not in output:
+        while "Signing secret" not in output:
             output += server.proc.stdout.readline()
         api_key = output.split("API key (integrator 'demo', new at every start): ")[1].split()[0]
+        link = output.split("Sign in (reviewer 'demo', one-time link): ")[1].split()[0]
         page = httpx.get(f"{server.base}/v1/items", headers={"Authorization": f"Bearer {api_key}"})
+        with httpx.Client(base_url=server.base) as browser:
+            signed_in = browser.post(link, follow_redirects=True)
+            again = httpx.post(link)
     finally:
         server.stop()
-    assert page.status_code == 200
-    assert sorted(i["kind"] for i in page.json()["items"]) == [
-        "code_change",
-        "decision",
-        "email",
-        "label",
-    ]
+    assert link.startswith(f"http://127.0.0.1:{port}/signin/")
+    items = page.json()["items"]
+    assert len(items) == 10
+    assert {i["kind"] for i in items} == {"email", "code_change", "decision", "label", "message"}
+    assert {"auto_approved", "auto_rejected"} <= {i["outcome"] for i in items}
+    assert signed_in.status_code == 200 and "Refund for order 1234" in signed_in.text
+    assert signed_in.text.count('class="row"') == 8  # the pending drafts
+    assert again.status_code == 400  # the link works once

@@ -1,1 +1,1 @@
-"""The web inbox surface. Until the inbox lands, items are announced in the log."""
+"""The web inbox: the embedded default surface, with sign-in, audit log and dashboard."""

@@ -1,4 +1,5 @@
-"""A stand-in for the web inbox: logs each card so an operator sees what awaits review."""
+"""The web inbox as a surface: cards live in the database; posting and updating only
+tell open pages to refresh."""
 
 from __future__ import annotations
 
@@ -6,27 +7,27 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters.web.live import Broadcaster
 from bot.card import ReviewCard
 
 log = logging.getLogger("signoff.web")
 
 
-class LogSurface:
+class WebSurface:
     name = "web"
 
+    def __init__(self, *, broadcaster: Broadcaster) -> None:
+        self._broadcaster = broadcaster
+
     async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any]:
-        log.info(
-            "awaiting review in the web inbox: %s %r (%s)",
-            card.item_id,
-            card.title,
-            card.context_line,
-        )
+        self._broadcaster.publish(card.item_id)
         return {"item_id": card.item_id}
 
     async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
-        log.info("web inbox: %s %s", card.item_id, card.status or "updated")
+        self._broadcaster.publish(card.item_id)
 
     async def nudge(
         self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
     ) -> None:
-        log.info("web inbox reminder for %s: %s", card.item_id, text)
+        log.info("web inbox reminder for %s to %s: %s", card.item_id, ", ".join(mentions), text)
+        self._broadcaster.publish(card.item_id)
