@@ -7,7 +7,7 @@ always the session's, never the form's. A reviewer sees only the routes they wer
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
+from adapters.web.audit import OUTCOMES as AUDIT_OUTCOMES
+from adapters.web.audit import (
+    AuditFilter,
+    AuditRow,
+    audit_page,
+    csv_stream,
+    iter_audit,
+    jsonl_stream,
+    parse_before,
+)
 from adapters.web.auth import WebAuth, WebUser
 from adapters.web.dashboard import dashboard_data, render_context
 from adapters.web.headers import SecurityHeaders
@@ -221,6 +231,35 @@ class WebConsole:
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
 
+        @r.get("/audit")
+        async def audit(request: Request) -> HTMLResponse:
+            user = await page.current(request)
+            visible = page.visible_routes(user)
+            flt = AuditFilter.from_query(request.query_params, routes=visible)
+            rows, next_before = await audit_page(
+                page.sessions, flt, before_id=parse_before(request.query_params.get("before"))
+            )
+            return page.render(
+                "audit.html",
+                nav="audit",
+                user=user,
+                flt=flt,
+                form=dict(request.query_params),
+                rows=rows,
+                next_before=next_before,
+                query=flt.as_query(),
+                route_names=visible,
+                outcomes=AUDIT_OUTCOMES,
+            )
+
+        @r.get("/audit.csv")
+        async def audit_csv(request: Request) -> StreamingResponse:
+            return await page.export(request, csv_stream, "text/csv; charset=utf-8", "csv")
+
+        @r.get("/audit.jsonl")
+        async def audit_jsonl(request: Request) -> StreamingResponse:
+            return await page.export(request, jsonl_stream, "application/x-ndjson", "jsonl")
+
         @r.get("/dashboard")
         async def dashboard(request: Request) -> HTMLResponse:
             user = await page.current(request)
@@ -233,6 +272,23 @@ class WebConsole:
         if self.extra is not None:
             self.extra(r)
         return r
+
+    async def export(
+        self,
+        request: Request,
+        encode: Callable[[AsyncIterator[AuditRow]], AsyncIterator[bytes]],
+        media_type: str,
+        suffix: str,
+    ) -> StreamingResponse:
+        """Stream every matching decision, batch by batch, in constant memory."""
+        user = await self.current(request)
+        flt = AuditFilter.from_query(request.query_params, routes=self.visible_routes(user))
+        name = f"signoff-audit-{self.clock.now():%Y%m%d-%H%M%S}.{suffix}"
+        return StreamingResponse(
+            encode(iter_audit(self.sessions, flt)),
+            media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     async def inbox_context(self, user: WebUser, request: Request) -> dict[str, Any]:
         q = request.query_params
