@@ -18,26 +18,34 @@ Method
 * **Load.** ``--procs`` load-generator processes share ``--concurrency`` clients between
   them (default: 32 clients in 1 process). Each client is an aiohttp session holding one
   keep-alive connection and sends its next request as soon as the previous one is
-  answered (closed loop). The two phases run one after the other against the same
-  server: ``GET /hello``, then ``POST /v1/items`` with a bearer key and a small email
-  item (expecting 201). Each phase has a warm-up (``--warmup``, default 2 s) and then a
-  measured window (``--seconds``, default 10 s); requests that complete inside the
-  window count, and their latencies (send to fully read answer) give p50 and p99.
-  Errors (an unexpected status or body, or a failed request) are counted over the
-  whole phase, warm-up included.
+  answered (closed loop). Two phases run against the same server: ``GET /hello``, and
+  ``POST /v1/items`` with a bearer key and a small email item (expecting 201). Each
+  phase has a warm-up (``--warmup``, default 2 s) and then a measured window
+  (``--seconds``, default 6 s); requests that complete inside the window count, and
+  their latencies (send to fully read answer) are kept. Errors (an unexpected status or
+  body, or a failed request) are counted over the whole phase, warm-up included.
+* **Rounds.** The machine this runs on is a noisy shared VM, where one run of a phase can
+  be far off the next. So the phases run ``--rounds`` times (default 3), interleaved:
+  hello, ingest, hello, ingest, ... Per endpoint, the rate reported is the median over
+  rounds (the per-round rates are shown too), p50 and p99 are taken over the latencies
+  of all rounds' windows, and errors are summed. The headline ratio is median(ingest) /
+  median(hello); the per-round ratios (ingest round i / hello round i) and their minimum
+  are shown beside it.
 * **CPU.** On 2 cores the load generator competes with the server for CPU, so each
   phase also reports how busy the server process (all its threads) and the load
   generator were during the window, in cores (1.00 = one core fully used), read from
-  ``/proc``. A load generator near 1.00 per process means the client, not the server,
-  may be what limits that phase.
+  ``/proc``; the table gives the mean over rounds per endpoint. A load generator near
+  1.00 per process means the client, not the server, may be what limits that phase.
+  Any round in which other processes used more than ``NOISE`` cores is named in a
+  warning.
 * **Check.** After the server has stopped, the items in the SQLite file are counted and
-  compared with the 201 answers the clients received (posts are counted for the record).
+  compared with the 201 answers the clients received over all rounds.
 
 The results go to stdout and to the ``## Ingest (bench/ingest.py)`` section of
 ``BENCHMARKS.md`` (that section is replaced; other sections are kept). The target is
-ingest >= 25% of the hello-world rate. The exit status is non-zero if any request
-failed or the stored items do not match the 201 answers; missing the target alone does
-not fail the run.
+ingest >= 25% of the hello-world rate (ratio of the medians). The exit status is
+non-zero if any request failed or the stored items do not match the 201 answers;
+missing the target alone does not fail the run.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ import re
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -303,8 +312,11 @@ def _error(result: WorkerResult, message: str) -> None:
 
 @dataclass
 class PhaseResult:
+    """One round of one endpoint."""
+
     name: str
     rate: float
+    latencies_ms: list[float]  # sorted, of the requests done in the measured window
     p50_ms: float
     p99_ms: float
     ok_in_window: int
@@ -377,6 +389,7 @@ def run_phase(
     return PhaseResult(
         name=phase.name,
         rate=len(latencies) / seconds,
+        latencies_ms=latencies,
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),
         ok_in_window=len(latencies),
@@ -428,18 +441,89 @@ def _delta(before: float | None, after: float | None, seconds: float) -> float |
 
 
 @dataclass
+class EndpointResult:
+    """All rounds of one endpoint."""
+
+    name: str
+    rounds: list[PhaseResult]
+
+    @property
+    def rates(self) -> list[float]:
+        return [r.rate for r in self.rounds]
+
+    @property
+    def rate(self) -> float:
+        """Median requests/s over rounds."""
+        return statistics.median(self.rates)
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return sorted(x for r in self.rounds for x in r.latencies_ms)
+
+    @property
+    def ok_total(self) -> int:
+        return sum(r.ok_total for r in self.rounds)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.rounds)
+
+    @property
+    def error_samples(self) -> list[str]:
+        return [s for r in self.rounds for s in r.error_samples][:MAX_ERROR_SAMPLES]
+
+    # CPU: means over rounds (None when a figure is missing in any round)
+    @property
+    def server_cores(self) -> float | None:
+        return _mean([r.server_cores for r in self.rounds])
+
+    @property
+    def loadgen_cores(self) -> float | None:
+        return _mean([r.loadgen_cores for r in self.rounds])
+
+    @property
+    def loadgen_max_cores(self) -> float | None:
+        return _mean([r.loadgen_max_cores for r in self.rounds])
+
+    @property
+    def other_cores(self) -> float | None:
+        return _mean([r.other_cores for r in self.rounds])
+
+    @property
+    def machine_cores(self) -> float | None:
+        return _mean([r.machine_cores for r in self.rounds])
+
+    @property
+    def disturbed_rounds(self) -> list[int]:
+        """1-based numbers of the rounds where other processes used over ``NOISE`` cores."""
+        return [i for i, r in enumerate(self.rounds, 1) if (r.other_cores or 0) > NOISE]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return None if not present or len(present) < len(values) else statistics.fmean(present)
+
+
+@dataclass
 class Report:
-    hello: PhaseResult
-    ingest: PhaseResult
+    hello: EndpointResult
+    ingest: EndpointResult
     stored_items: int
-    stored_posts: int
     args: argparse.Namespace
     server: Server
     when: dt.datetime
 
     @property
     def ratio(self) -> float:
+        """median(ingest) / median(hello): what PASS/FAIL is judged on."""
         return self.ingest.rate / self.hello.rate if self.hello.rate else math.nan
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [
+            i.rate / h.rate if h.rate else math.nan
+            for h, i in zip(self.hello.rounds, self.ingest.rounds, strict=True)
+        ]
 
     @property
     def passed(self) -> bool:
@@ -449,41 +533,60 @@ class Report:
     def stored_ok(self) -> bool:
         return self.stored_items == self.ingest.ok_total
 
+    def ratio_line(self) -> str:
+        ratios = self.round_ratios
+        return (
+            f"median(ingest) / median(hello) = {self.ratio:.1%}; per round: "
+            f"{' / '.join(f'{x:.1%}' for x in ratios)} (min {min(ratios):.1%})"
+        )
+
     def markdown(self) -> str:
         a = self.args
+        n = len(self.hello.rounds)
+        endpoints = (self.ingest, self.hello)
         rows = [
-            "| endpoint | requests/s | p50 ms | p99 ms | errors |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| endpoint | requests/s (median) | requests/s per round | p50 ms | p99 ms | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for r in (self.ingest, self.hello):
+        for e in endpoints:
+            lat = e.latencies_ms
             rows.append(
-                f"| {r.name} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} |"
+                f"| {e.name} | {e.rate:,.0f} | {_per_round(e.rates)} "
+                f"| {_percentile(lat, 50):.1f} | {_percentile(lat, 99):.1f} | {e.errors} |"
             )
         cpu = [
-            "| phase | server | load generator (busiest process) | anything else | whole machine |",
+            "| endpoint | server | load generator (busiest process) | anything else "
+            "| whole machine |",
             "| --- | ---: | ---: | ---: | ---: |",
         ]
-        for r in (self.ingest, self.hello):
+        for e in endpoints:
             cpu.append(
-                f"| {r.name} | {_cores(r.server_cores)} | {r.loadgen_cores:.2f} "
-                f"({r.loadgen_max_cores:.2f}) | {_cores(r.other_cores)} "
-                f"| {_cores(r.machine_cores)} of {os.cpu_count()} |"
+                f"| {e.name} | {_cores(e.server_cores)} | {_cores(e.loadgen_cores)} "
+                f"({_cores(e.loadgen_max_cores)}) | {_cores(e.other_cores)} "
+                f"| {_cores(e.machine_cores)} of {os.cpu_count()} |"
             )
-        disturbed = [r.name for r in (self.ingest, self.hello) if (r.other_cores or 0) > NOISE]
+        disturbed = [
+            f"{e.name} round{'s' if len(e.disturbed_rounds) > 1 else ''} "
+            f"{', '.join(map(str, e.disturbed_rounds))}"
+            for e in (self.hello, self.ingest)
+            if e.disturbed_rounds
+        ]
+        ratios = self.round_ratios
         verdict = "PASS" if self.passed else "FAIL"
         lines = [
             SECTION,
             "",
             *rows,
             "",
-            f"**Ratio ingest / hello: {self.ratio:.1%}.** "
-            f"Target: ingest ≥ {TARGET:.0%} of the hello-world rate on SQLite: **{verdict}**.",
+            f"**Ratio ingest / hello (medians): {self.ratio:.1%}.** "
+            f"Target: ingest ≥ {TARGET:.0%} of the hello-world rate on SQLite: **{verdict}**. "
+            f"Per round: {' / '.join(f'{x:.1%}' for x in ratios)} (min {min(ratios):.1%}).",
             "",
             *(
                 [
                     f"**Warning:** other processes used over {NOISE:.2f} cores during "
-                    f"{' and '.join(disturbed)} (see the CPU table); those figures are likely "
-                    "low. Run again on a quiet machine.",
+                    f"{' and '.join(disturbed)}; those rounds' figures are likely low. "
+                    "Run again on a quieter machine if the medians depend on them.",
                     "",
                 ]
                 if disturbed
@@ -498,28 +601,35 @@ class Report:
             "`default` route (pending, posted to the built-in web surface), log level warning, "
             "access log off",
             f"- Load: {a.concurrency} closed-loop aiohttp clients, one keep-alive connection "
-            f"each, in {a.procs} load-generator process(es) on the same machine; per "
-            f"endpoint {a.warmup:g} s warm-up, then {a.seconds:g} s measured; requests/s = "
-            "answers completed in the measured window / its length; latency = send to last "
-            "byte read, nearest-rank percentiles; errors counted over warm-up and window",
+            f"each, in {a.procs} load-generator process(es) on the same machine; {n} round(s), "
+            "endpoints interleaved (hello, ingest, hello, ingest, ...), each endpoint per round "
+            f"{a.warmup:g} s warm-up, then {a.seconds:g} s measured; requests/s = answers "
+            "completed in the measured window / its length, median over rounds; latency = send "
+            "to last byte read, nearest-rank percentiles over all rounds' windows; errors "
+            "counted over warm-ups and windows of all rounds",
             f"- `POST /v1/items`: bearer API key, a {len(json.dumps(ITEM))}-byte email item, "
-            f"201 expected; stored afterwards: {self.stored_items} items and "
-            f"{self.stored_posts} posts for {self.ingest.ok_total} answers of 201 "
+            f"201 expected; stored afterwards: {self.stored_items} items for "
+            f"{self.ingest.ok_total} answers of 201 "
             f"({'match' if self.stored_ok else 'MISMATCH'})",
             "- `GET /hello`: a bare FastAPI route added to the same app (same middleware)",
             "",
-            "CPU used during the measured window, in cores (1.00 = one core busy all the time); "
-            "the server figure covers all its threads (the event loop and one aiosqlite thread "
-            "per pooled connection):",
+            "CPU used during the measured windows, in cores (1.00 = one core busy all the "
+            f"time), mean over the {n} round(s) of each endpoint; the server figure covers all "
+            "its threads (the event loop and one aiosqlite thread per pooled connection):",
             "",
             *cpu,
             "",
-            "One run of each endpoint: on a shared VM, repeated runs vary, so compare the ratio "
-            "rather than absolute rates, and trust a run only when *anything else* stays near 0.",
+            "On a shared VM single runs vary a lot, hence the interleaved rounds and medians: "
+            "compare the ratio rather than absolute rates, look at the spread of the per-round "
+            "figures, and trust a round only when *anything else* stays near 0.",
             "",
             "Reproduce with `make bench` (flags: `.venv/bin/python bench/ingest.py --help`).",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _per_round(rates: Sequence[float]) -> str:
+    return " / ".join(f"{x:,.0f}" for x in rates)
 
 
 def _cores(value: float | None) -> str:
@@ -537,11 +647,9 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
-def count_rows(db_path: Path) -> tuple[int, int]:
+def count_items(db_path: Path) -> int:
     with contextlib.closing(sqlite3.connect(db_path)) as db:
-        items = db.execute("SELECT count(*) FROM items").fetchone()[0]
-        posts = db.execute("SELECT count(*) FROM posts").fetchone()[0]
-    return int(items), int(posts)
+        return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -549,8 +657,15 @@ def count_rows(db_path: Path) -> tuple[int, int]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per phase")
+    parser.add_argument(
+        "--seconds", type=float, default=6.0, help="measured seconds per endpoint and round"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="warm-up seconds per endpoint and round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of hello + ingest, interleaved"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients in all")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument(
@@ -560,6 +675,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0:
         parser.error("--seconds must be positive and --warmup not negative")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not 1 <= args.procs <= args.concurrency:
         parser.error("--procs must be between 1 and --concurrency")
     return args
@@ -579,7 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"server pid {server.process.pid} on {server.base} ({server.http}); "
                 f"{args.concurrency} clients in {args.procs} process(es), "
-                f"{args.warmup:g} s warm-up + {args.seconds:g} s per endpoint",
+                f"{args.rounds} round(s) of {args.warmup:g} s warm-up + {args.seconds:g} s "
+                "per endpoint, interleaved",
                 flush=True,
             )
             hello = Phase(
@@ -603,24 +721,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status=201,
                 expect_body=None,
             )
-            results = {}
-            for phase in (hello, ingest):
-                print(f"running {phase.name} ...", flush=True)
-                results[phase.name] = run_phase(
-                    phase,
-                    server.process.pid,
-                    procs=args.procs,
-                    concurrency=args.concurrency,
-                    warmup=args.warmup,
-                    seconds=args.seconds,
-                )
+            results = {phase.name: EndpointResult(phase.name, []) for phase in (hello, ingest)}
+            for round_no in range(1, args.rounds + 1):
+                for phase in (hello, ingest):
+                    print(f"round {round_no}/{args.rounds}: {phase.name} ... ", end="", flush=True)
+                    result = run_phase(
+                        phase,
+                        server.process.pid,
+                        procs=args.procs,
+                        concurrency=args.concurrency,
+                        warmup=args.warmup,
+                        seconds=args.seconds,
+                    )
+                    results[phase.name].rounds.append(result)
+                    print(
+                        f"{result.rate:,.0f} req/s, {result.errors} errors, "
+                        f"other processes {_cores(result.other_cores)} cores",
+                        flush=True,
+                    )
         server_log = (workdir / "server.log").read_text(errors="replace")
-        items, posts = count_rows(db_path)
+        items = count_items(db_path)
     report = Report(
         hello=results[hello.name],
         ingest=results[ingest.name],
         stored_items=items,
-        stored_posts=posts,
         args=args,
         server=server,
         when=dt.datetime.now(dt.UTC).astimezone(),
@@ -635,7 +759,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = server_log.splitlines()
         print(f"\nserver log: {len(lines)} lines; the last ones:", *lines[-10:], sep="\n")
     verdict = "PASS" if report.passed else "FAIL (below target; not an error)"
-    print(f"\ningest / hello = {report.ratio:.1%} (target ≥ {TARGET:.0%}): {verdict}")
+    for e in (report.hello, report.ingest):
+        print(f"\n{e.name} per round: {_per_round(e.rates)} req/s (median {e.rate:,.0f})", end="")
+    print(f"\n{report.ratio_line()}; target ≥ {TARGET:.0%}: {verdict}")
     failed = False
     for r in (report.hello, report.ingest):
         if r.errors:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.auth import Integrator, KeyRing
@@ -120,9 +120,12 @@ def build_router(
         """Submit a draft for review. With ``Idempotency-Key``, a replay of the same body
         answers 200 with the same item; the same key with another body answers 409."""
         result = await service.submit(integrator=caller, data=data, idempotency_key=idempotency_key)
-        if not result.created:
-            return JSONResponse(result.item.model_dump(mode="json"), status_code=200)
-        return result.item
+        # Serialised once here; the response_model above only documents the shape.
+        return Response(
+            result.item.model_dump_json(),
+            status_code=201 if result.created else 200,
+            media_type="application/json",
+        )
 
     @router.get("/v1/items/{item_id}", response_model=ItemPublic, responses=_ERRORS, tags=["items"])
     async def get_item(

@@ -34,6 +34,7 @@ from bot.release import ReleaseWorker, RetryPolicy
 from bot.routes import RouteTable, load_routes
 from bot.service import ReviewService
 from bot.settings import Settings
+from storage.batch import GroupWriter
 from storage.db import SessionFactory, make_engine, session_factory
 from storage.migrate import upgrade
 
@@ -103,6 +104,7 @@ def build(
         fanout=fanout,
         clock=clock,
         notifier=notifier,
+        writer=GroupWriter(sessions=sessions),
         release_max_attempts=settings.release_max_attempts,
         on_queued=worker.wake,
     )

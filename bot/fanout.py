@@ -51,6 +51,8 @@ class SurfaceFanout:
             except Exception:
                 log.exception("item %s: posting to %s failed", item.id, target.type)
                 continue
+            if ref is None:
+                continue
             async with self._sessions() as session, session.begin():
                 await item_store.add_post(
                     session,

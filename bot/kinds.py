@@ -5,16 +5,37 @@ The kind names and field names are a public contract (DESIGN §3).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bot.card import CardField
 from bot.errors import InvalidInput
 
 MAX_TEXT = 200_000  # generous; the request body limit (1 MiB) bounds it anyway
+
+# A pragmatic addr-spec check (local@domain.tld, no spaces, no angle brackets): the
+# mail server is the judge of deliverability; this catches what is plainly not an address.
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
+
+
+def _address(value: str) -> str:
+    if len(value) > 254 or not _ADDRESS.match(value):
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_address)]
 
 
 class _Content(BaseModel):
@@ -22,8 +43,8 @@ class _Content(BaseModel):
 
 
 class EmailContent(_Content):
-    to: list[EmailStr] = Field(min_length=1)
-    cc: list[EmailStr] = Field(default_factory=list)
+    to: list[EmailAddress] = Field(min_length=1)
+    cc: list[EmailAddress] = Field(default_factory=list)
     subject: str = Field(min_length=1, max_length=998)
     body: str = Field(min_length=1, max_length=MAX_TEXT)
     html: str | None = Field(default=None, max_length=MAX_TEXT)

@@ -35,8 +35,10 @@ class Surface(Protocol):
 
     name: str
 
-    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any]:
-        """Show a new card; return a JSON-able reference for later updates."""
+    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any] | None:
+        """Show a new card; return a JSON-able reference to it for later updates, or
+        None when the surface renders cards from the item itself (the web inbox) and has
+        nothing to remember."""
         ...
 
     async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import SQLModel
 
 from bot.auth import Integrator
 from bot.clock import Clock
@@ -35,8 +35,9 @@ from bot.states import Action, ItemState, ReleaseState, next_release_state, next
 from bot.views import item_public, votes_of
 from storage import items as item_store
 from storage import outbox as outbox_store
+from storage.batch import GroupWriter
 from storage.db import SessionFactory
-from storage.models import Decision, Item
+from storage.models import Decision, Delivery, Item
 
 log = logging.getLogger("signoff.service")
 
@@ -48,6 +49,14 @@ _MAX_RACE_RETRIES = 500
 class Submitted:
     item: ItemPublic
     created: bool  # False: an idempotent replay returned the existing item
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    values: dict[str, Any]
+    decision: Decision
+    deliveries: list[Delivery]
+    item: ItemPublic
 
 
 class _Stale(Exception):
@@ -65,6 +74,7 @@ class ReviewService:
         fanout: SurfaceFanout,
         clock: Clock,
         notifier: Notifier,
+        writer: GroupWriter,
         release_max_attempts: int = 8,
         on_queued: Any = None,
     ) -> None:
@@ -73,6 +83,7 @@ class ReviewService:
         self._fanout = fanout
         self._clock = clock
         self._notifier = notifier
+        self._writer = writer
         self._max_attempts = release_max_attempts
         self._on_queued = on_queued or (lambda: None)
 
@@ -86,7 +97,9 @@ class ReviewService:
         With an ``idempotency_key``, a replay with the same body returns the stored item
         (``created=False``) and a replay with another body raises Conflict.
         """
-        _refuse_nul(data.model_dump(mode="json"), path="")
+        canonical = _canonical(data)
+        if "\\u0000" in canonical:  # rare: find and name the field
+            _refuse_nul(data.model_dump(mode="json"), path="")
         route = self._route(data.route)
         kind = get_kind(data.kind)
         content = validate_content(kind, data.content)
@@ -96,7 +109,7 @@ class ReviewService:
                 f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
                 field="callback_url",
             )
-        request_hash = _hash(data)
+        request_hash = hashlib.sha256(canonical.encode()).hexdigest()
         if idempotency_key is not None:
             replay = await self._replay(integrator, idempotency_key, request_hash)
             if replay is not None:
@@ -123,23 +136,23 @@ class ReviewService:
             due_at=data.due_at.astimezone(UTC) if data.due_at else None,
         )
         auto = auto_decision(route, data.confidence)
+        if auto is None:
+            rows: list[SQLModel] = [row]
+            item = item_public(row, [], self._routes)
+        else:
+            settled = self._settled(
+                row=row,
+                history=[],
+                route=route,
+                action=auto.action,
+                actor=POLICY_ACTOR,
+                now=now,
+                reason_text=auto.reason,
+            )
+            rows = [row, settled.decision, *settled.deliveries]
+            item = settled.item
         try:
-            async with self._sessions() as session, session.begin():
-                if auto is None:
-                    await item_store.add_item(session, item=row)
-                    item = item_public(row, [], self._routes)
-                else:
-                    item = await self._settle(
-                        session,
-                        row=row,
-                        is_new=True,
-                        history=[],
-                        route=route,
-                        action=auto.action,
-                        actor=POLICY_ACTOR,
-                        reason_text=auto.reason,
-                        now=now,
-                    )
+            await self._writer.insert(rows)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -262,10 +275,9 @@ class ReviewService:
                 for key, value in values.items():
                     setattr(row, key, value)
                 return item_public(row, [*history, decision], self._routes), False
-            item = await self._settle(
-                session,
+            version = row.version
+            settled = self._settled(
                 row=row,
-                is_new=False,
                 history=history,
                 route=route,
                 action=action,
@@ -275,14 +287,19 @@ class ReviewService:
                 reason_code=reason_code,
                 reason_text=reason_text,
             )
-            return item, True
+            if not await item_store.update_item_if_version(
+                session, item_id=row.id, version=version, values=settled.values
+            ):
+                raise _Stale
+            await item_store.add_decision(session, decision=settled.decision)
+            for delivery in settled.deliveries:
+                await outbox_store.enqueue(session, delivery=delivery)
+            return settled.item, True
 
-    async def _settle(
+    def _settled(
         self,
-        session: AsyncSession,
         *,
         row: Item,
-        is_new: bool,
         history: list[Decision],
         route: Route,
         action: Action,
@@ -291,10 +308,9 @@ class ReviewService:
         edited: dict[str, Any] | None = None,
         reason_code: str | None = None,
         reason_text: str | None = None,
-    ) -> ItemPublic:
-        """Move a pending item to its final state, append the decision and queue the
-        outbox rows, all in the caller's transaction. ``row`` is new (not yet added) or
-        detached from the session: it changes only through the conditional update."""
+    ) -> _Settled:
+        """What settling a pending item writes: the item's new values (applied to
+        ``row``, which is new or detached), the decision, and the outbox rows."""
         state, outcome = next_state(ItemState(row.state), action)
         decision = _decision(
             row,
@@ -318,22 +334,13 @@ class ReviewService:
                 values["release_state"] = next_release_state(
                     ReleaseState(row.release_state), ReleaseState.queued
                 ).value
-        version = row.version
         for key, value in values.items():
             setattr(row, key, value)
-        if is_new:
-            await item_store.add_item(session, item=row)
-        elif not await item_store.update_item_if_version(
-            session, item_id=row.id, version=version, values=values
-        ):
-            raise _Stale
-        await item_store.add_decision(session, decision=decision)
         item = item_public(row, [*history, decision], self._routes)
-        for delivery in planned_deliveries(
+        deliveries = planned_deliveries(
             item=item, route=route, now=now, max_attempts=self._max_attempts
-        ):
-            await outbox_store.enqueue(session, delivery=delivery)
-        return item
+        )
+        return _Settled(values=values, decision=decision, deliveries=deliveries, item=item)
 
     def _after_settle(self, item: ItemPublic) -> None:
         self._notifier.changed(item.id)
@@ -431,6 +438,6 @@ def _refuse_nul(value: Any, *, path: str) -> None:
             _refuse_nul(item, path=f"{path}.{n}")
 
 
-def _hash(data: ItemCreate) -> str:
-    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _canonical(data: ItemCreate) -> str:
+    """The request as canonical JSON: what an idempotent replay must match."""
+    return json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -1,5 +1,6 @@
-"""The web inbox as a surface: cards live in the database; posting and updating only
-tell open pages to refresh."""
+"""The web inbox as a surface: cards are rendered from the item itself, so there is no
+message to remember; posting and updating only tell open pages to refresh. (Every item
+change also reaches open pages through the notifier, see ``bot.app``.)"""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ class WebSurface:
     def __init__(self, *, broadcaster: Broadcaster) -> None:
         self._broadcaster = broadcaster
 
-    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any]:
+    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any] | None:
         self._broadcaster.publish(card.item_id)
-        return {"item_id": card.item_id}
+        return None
 
     async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
         self._broadcaster.publish(card.item_id)
