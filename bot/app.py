@@ -21,7 +21,7 @@ from adapters.web.auth import WebAuth
 from adapters.web.live import Broadcaster
 from adapters.web.pages import WebConsole
 from adapters.web.surface import WebSurface
-from bot.api import build_router, install_error_handlers
+from bot.api import build_router, document_bearer_auth, install_error_handlers
 from bot.auth import KeyRing
 from bot.clock import Clock, SystemClock
 from bot.errors import ConfigError
@@ -172,6 +172,7 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_bearer_auth(app)
     app.include_router(
         build_router(
             service=system.service,

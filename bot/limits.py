@@ -44,7 +44,12 @@ class BodyLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
+            # The app tripped over the disconnect we fed it; the 413 is already sent.
 
     async def _reject(self, send: Send) -> None:
         body: dict[str, Any] = {

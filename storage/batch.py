@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
 from storage.db import SessionFactory
@@ -63,16 +66,35 @@ class GroupWriter:
             done.set_result(None)
 
     async def _commit(self, groups: list[Sequence[SQLModel]]) -> None:
-        # Without ORM relationships the flush does not order tables by foreign key, so
-        # flush table by table, parents first: one multi-row INSERT per table.
+        # A Core executemany per table, parents first: the ORM's unit of work would not
+        # order tables without relationships, and its per-row bookkeeping was the largest
+        # single cost of ingest (see BENCHMARKS.md).
         by_table: dict[str, list[SQLModel]] = {}
         for rows in groups:
             for row in rows:
                 by_table.setdefault(str(getattr(row, "__tablename__", "")), []).append(row)
         async with self._sessions() as session, session.begin():
+            connection = await session.connection()
             for table in SQLModel.metadata.sorted_tables:
-                if table.name in by_table:
-                    session.add_all(by_table.pop(table.name))
-                    await session.flush()
+                same = by_table.pop(table.name, [])
+                if same:
+                    columns = _column_map(type(same[0]))
+                    await connection.execute(
+                        table.insert(), [_values(row, columns) for row in same]
+                    )
             if by_table:
                 raise ValueError(f"not tables of this schema: {', '.join(by_table)}")
+
+
+@functools.cache
+def _column_map(model: type[SQLModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) pairs of a table model; they differ where a column's name is
+    taken by SQLModel itself (``Item.meta`` is the ``metadata`` column)."""
+    return tuple((a.key, a.columns[0].name) for a in sa_inspect(model).column_attrs)
+
+
+def _values(row: SQLModel, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    values = {column: getattr(row, attr) for attr, column in columns}
+    if values.get("id", 0) is None:
+        del values["id"]  # autoincrement
+    return values

@@ -283,7 +283,9 @@ async def test_health_readiness_and_schema(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     schema = (await client.get("/openapi.json")).json()
     assert {"/v1/items", "/v1/items/{item_id}", "/healthz", "/readyz"} <= set(schema["paths"])
-    assert "ItemCreate" in json.dumps(schema["components"])
+    body = schema["paths"]["/v1/items"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["title"] == "ItemCreate"
+    assert "ItemPublic" in json.dumps(schema["components"])
 
 
 async def test_naive_due_at_is_refused(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
