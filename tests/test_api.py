@@ -286,6 +286,8 @@ async def test_health_readiness_and_schema(client: httpx.AsyncClient) -> None:
     body = schema["paths"]["/v1/items"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["title"] == "ItemCreate"
     assert "ItemPublic" in json.dumps(schema["components"])
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert schema["paths"]["/v1/items"]["post"]["security"] == [{"apiKey": []}]
 
 
 async def test_naive_due_at_is_refused(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
