@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.targets.webhook import WebhookTarget
 from adapters.web.auth import WebAuth
-from adapters.web.live import Broadcaster
+from adapters.web.live import Broadcaster, ChangeWatcher
 from adapters.web.pages import WebConsole
 from adapters.web.surface import WebSurface
 from bot.api import build_router, document_bearer_auth, install_error_handlers
@@ -57,6 +57,7 @@ class System:
     notifier: Notifier
     http: httpx.AsyncClient
     broadcaster: Broadcaster
+    watcher: ChangeWatcher
     web: WebConsole
 
     async def close(self) -> None:
@@ -133,6 +134,7 @@ def build(
         notifier=notifier,
         http=http,
         broadcaster=broadcaster,
+        watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
         web=web,
     )
 
@@ -155,14 +157,15 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         if migrate:
             await upgrade(system.engine)
         stop = asyncio.Event()
-        task = asyncio.create_task(system.worker.run(stop)) if run_worker else None
+        tasks = [asyncio.create_task(system.watcher.run(stop))]
+        if run_worker:
+            tasks.append(asyncio.create_task(system.worker.run(stop)))
         try:
             yield
         finally:
             system.broadcaster.close()
             stop.set()
-            if task is not None:
-                await task
+            await asyncio.gather(*tasks)
             await system.close()
 
     app = FastAPI(

@@ -193,13 +193,14 @@ class ReleaseWorker:
             ),
         )
 
-    @staticmethod
     async def _set_release(
-        session: AsyncSession, item_id: str, state: ReleaseState, error: str | None
+        self, session: AsyncSession, item_id: str, state: ReleaseState, error: str | None
     ) -> None:
+        now = self._clock.now()
         item = await item_store.get_item(session, item_id=item_id)
         if item is None:
             return
         item.release_state = next_release_state(ReleaseState(item.release_state), state).value
         item.release_error = error
+        item.updated_at = max(item.updated_at, now)
         session.add(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, update
@@ -145,3 +146,23 @@ async def attempts_for(session: AsyncSession, *, item_id: str) -> list[DeliveryA
         .order_by(col(DeliveryAttempt.id))
     )
     return list((await session.exec(query)).all())
+
+
+async def changed_since(
+    session: AsyncSession, *, since: datetime, limit: int = 500
+) -> list[tuple[str, datetime]]:
+    """Ids and change times of items changed after ``since``, oldest change first."""
+    query: Any = (
+        select(Item.id, Item.updated_at)
+        .where(col(Item.updated_at) > since)
+        .order_by(col(Item.updated_at))
+        .limit(limit)
+    )
+    return [(item_id, at) for item_id, at in (await session.exec(query)).all()]
+
+
+async def last_change(session: AsyncSession) -> datetime | None:
+    """When any item last changed."""
+    query: Any = select(func.max(Item.updated_at))
+    value: datetime | None = (await session.exec(query)).first()
+    return value

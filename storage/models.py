@@ -70,7 +70,7 @@ class Item(ItemBase, table=True):
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    updated_at: datetime = _ts(index=True)
     decided_at: datetime | None = _ts(nullable=True, index=True)
     due_at: datetime | None = _ts(nullable=True)
 

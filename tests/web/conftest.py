@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+import yaml
 
 from bot.app import System, build, create_app
 from bot.auth import Integrator
@@ -57,6 +58,7 @@ class Live:
     receiver: Receiver
     integrator: Integrator
     link: str  # a fresh sign-in link for reviewer "rita" (routes support, code)
+    env: dict[str, str]  # settings for a `signoff` command on the same database and routes
 
     async def new_link(
         self, name: str = "rita", routes: tuple[str, ...] = ("support", "code")
@@ -69,23 +71,23 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     receiver = await Receiver().start()
     port = free_port()
     hook = {"type": "webhook", "url": f"{receiver.url}/release"}
-    routes = parse_routes(
-        {
-            "routes": {
-                "support": {
-                    "reject_reasons": ["wrong facts", "wrong tone"],
-                    "target": hook,
-                    "callback_hosts": ["127.0.0.1"],
-                },
-                "code": {
-                    "reject_reasons": ["breaks tests"],
-                    "target": hook,
-                    "callback_hosts": ["127.0.0.1"],
-                },
-                "secret": {},
-            }
+    doc = {
+        "routes": {
+            "support": {
+                "reject_reasons": ["wrong facts", "wrong tone"],
+                "target": hook,
+                "callback_hosts": ["127.0.0.1"],
+            },
+            "code": {
+                "reject_reasons": ["breaks tests"],
+                "target": hook,
+                "callback_hosts": ["127.0.0.1"],
+            },
+            "secret": {},
         }
-    )
+    }
+    routes = parse_routes(doc)
+    (tmp_path / "signoff.yaml").write_text(yaml.safe_dump(doc))
     settings = load_settings(
         {
             "SIGNOFF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/signoff.db",
@@ -111,7 +113,17 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)  # waiting for the socket to listen, not a timer under test
-    live = Live(system, settings.base_url, receiver, integrator, "")
+    live = Live(
+        system,
+        settings.base_url,
+        receiver,
+        integrator,
+        "",
+        {
+            "SIGNOFF_DATABASE_URL": settings.database_url,
+            "SIGNOFF_CONFIG": str(tmp_path / "signoff.yaml"),
+        },
+    )
     live.link = await live.new_link()
     try:
         yield live

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.ports import Actor
 from bot.schemas import ItemCreate
+from tests.process import run, signoff_env
 from tests.web.conftest import ARTIFACTS, Live
 
 EMAIL = {"to": ["jane@example.com"], "subject": "Your refund", "body": "Hi Jane,\nrefunded."}
@@ -140,6 +142,24 @@ async def test_a_decision_made_elsewhere_appears_without_a_reload(
     await expect(inbox.locator(f'tr[data-id="{other_id}"]')).to_have_count(1)
     assert await page.evaluate("window.notReloaded") is True
     assert await inbox.evaluate("window.notReloaded") is True
+
+
+async def test_a_decision_made_by_another_process_appears_without_a_reload(
+    browser: Browser, live: Live
+) -> None:
+    item_id = await submit(live, "support", "email", "Refund for order 1234", EMAIL)
+    page = await signed_in(browser, live)
+    await page.goto(f"{live.base}/items/{item_id}")
+    await page.evaluate("window.notReloaded = true")
+    done = await asyncio.to_thread(  # another process: the in-process notifier never hears
+        run,
+        ["decide", item_id, "reject", "--as", "lead", "--text", "wrong order"],
+        env=signoff_env(**live.env),
+    )
+    assert done.returncode == 0, done.stderr
+    await expect(page.locator("#state")).to_have_text("rejected", timeout=3_000)
+    await expect(page.locator(".history")).to_contain_text("lead (web) rejected: wrong order")
+    assert await page.evaluate("window.notReloaded") is True
 
 
 async def test_a_click_on_a_decided_item_says_who_decided_it(browser: Browser, live: Live) -> None:

@@ -1,4 +1,5 @@
-"""Web inbox: reviewers, sign-in links, sessions, and delivery attempts for the history.
+"""Web inbox: reviewers, sign-in links, sessions, delivery attempts for the history, and
+indexes for the dashboard and for live updates across processes.
 
 Revision ID: 0002
 Revises: 0001
@@ -60,9 +61,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_web_sessions_reviewer_id", "web_sessions", ["reviewer_id"])
     op.create_index("ix_items_decided_at", "items", ["decided_at"])
+    op.create_index("ix_items_updated_at", "items", ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_items_updated_at", "items")
     op.drop_index("ix_items_decided_at", "items")
     for table in ("web_sessions", "sign_in_links", "reviewers", "delivery_attempts"):
         op.drop_table(table)
