@@ -11,7 +11,6 @@ their own, so one bad request never fails its neighbours.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -53,16 +52,13 @@ class GroupWriter:
                     done.set_result(None)
 
     async def _alone(self, rows: Sequence[SQLModel], done: asyncio.Future[None]) -> None:
-        for row in rows:  # ids the rolled-back batch handed out are not ours to keep
-            if isinstance(getattr(row, "id", None), int):
-                row.id = None
         try:
             await self._commit([rows])
         except Exception as exc:
             if not done.done():
                 done.set_exception(exc)
             return
-        with contextlib.suppress(asyncio.InvalidStateError):
+        if not done.done():
             done.set_result(None)
 
     async def _commit(self, groups: list[Sequence[SQLModel]]) -> None:

@@ -180,3 +180,27 @@ async def test_listing_is_newest_first_with_a_cursor(sessions: SessionFactory) -
         first = await item_store.list_items(s, integrator_id=None, limit=2)
         rest = await item_store.list_items(s, integrator_id=None, before_id=first[-1].id, limit=10)
     assert [i.id for i in first + rest] == sorted(ids, reverse=True)
+
+
+async def test_group_writer_isolates_a_bad_caller(sessions: SessionFactory) -> None:
+    import asyncio
+
+    from storage.batch import GroupWriter
+
+    [item_id] = await seed(sessions)
+    writer = GroupWriter(sessions=sessions)
+
+    def decision(for_item: str) -> Decision:
+        return Decision(
+            item_id=for_item, action="approve", surface="web", actor_id="a", actor_name="a", at=NOW
+        )
+
+    good, bad, also_good = await asyncio.gather(
+        writer.insert([decision(item_id)]),
+        writer.insert([decision("itm_missing")]),  # foreign key fails
+        writer.insert([decision(item_id), decision(item_id)]),
+        return_exceptions=True,
+    )
+    assert good is None and also_good is None and isinstance(bad, IntegrityError)
+    async with sessions() as s:
+        assert len(await item_store.decisions_for(s, item_ids=[item_id])) == 3
