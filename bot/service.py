@@ -97,8 +97,7 @@ class ReviewService:
         With an ``idempotency_key``, a replay with the same body returns the stored item
         (``created=False``) and a replay with another body raises Conflict.
         """
-        canonical = _canonical(data)
-        if "\\u0000" in canonical:  # rare: find and name the field
+        if "\\u0000" in data.model_dump_json():  # rare: find and name the field
             _refuse_nul(data.model_dump(mode="json"), path="")
         route = self._route(data.route)
         kind = get_kind(data.kind)
@@ -109,7 +108,9 @@ class ReviewService:
                 f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
                 field="callback_url",
             )
-        request_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        request_hash = (
+            hashlib.sha256(_canonical(data).encode()).hexdigest() if idempotency_key else None
+        )
         if idempotency_key is not None:
             replay = await self._replay(integrator, idempotency_key, request_hash)
             if replay is not None:
@@ -169,7 +170,7 @@ class ReviewService:
         return Submitted(item, created=True)
 
     async def _replay(
-        self, integrator: Integrator, key: str, request_hash: str
+        self, integrator: Integrator, key: str, request_hash: str | None
     ) -> ItemPublic | None:
         async with self._sessions() as session:
             row = await item_store.item_by_idempotency_key(

@@ -20,7 +20,8 @@ def votes_of(decisions: Sequence[Decision]) -> list[Vote]:
 
 
 def decision_public(d: Decision) -> DecisionPublic:
-    return DecisionPublic(
+    # model_construct: stored rows are already valid; this runs for every item served.
+    return DecisionPublic.model_construct(
         action=d.action,
         surface=d.surface,
         actor_id=d.actor_id,
@@ -35,7 +36,7 @@ def decision_public(d: Decision) -> DecisionPublic:
 
 def item_public(item: Item, decisions: Sequence[Decision], routes: RouteTable) -> ItemPublic:
     route = routes.get(item.route)
-    return ItemPublic(
+    return ItemPublic.model_construct(
         id=item.id,
         route=item.route,
         kind=item.kind,

@@ -36,7 +36,8 @@ class GroupWriter:
         self._queue.append((rows, done))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
-        await asyncio.shield(done)  # a caller that gives up does not abort the batch
+        # A caller that gives up cancels only its own wait: the batch goes on.
+        await done
 
     async def _drain(self) -> None:
         while self._queue:
