@@ -20,12 +20,12 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput
-from storage.audit import ACTION_OUTCOMES, OUTCOME_ACTIONS, decision_records, decisions_page
+from storage.audit import ACTION_OUTCOMES, OUTCOME_ACTIONS, decision_records
 from storage.db import SessionFactory
-from storage.models import Decision, Item
 
 OUTCOMES: tuple[str, ...] = tuple(OUTCOME_ACTIONS)
 """The public outcome words the ``outcome`` filter accepts, for the form's select."""
@@ -134,27 +134,6 @@ class AuditRow:
     since_posted_seconds: float
 
     @classmethod
-    def of(cls, decision: Decision, item: Item) -> AuditRow:
-        """The row of a stored decision and its item."""
-        assert decision.id is not None
-        return cls(
-            decision_id=decision.id,
-            at=_iso(decision.at),
-            item_id=item.id,
-            route=item.route,
-            kind=item.kind,
-            title=item.title,
-            action=decision.action,
-            outcome=ACTION_OUTCOMES.get(decision.action, decision.action),
-            surface=decision.surface,
-            actor_id=decision.actor_id,
-            actor_name=decision.actor_name,
-            reason_code=decision.reason_code,
-            reason_text=decision.reason_text,
-            since_posted_seconds=decision.since_posted_seconds,
-        )
-
-    @classmethod
     def of_record(cls, record: Mapping[Any, Any]) -> AuditRow:
         """The row of a :func:`storage.audit.decision_records` mapping."""
         return cls(
@@ -202,8 +181,8 @@ async def audit_page(
     if limit < 1:
         raise ValueError("limit must be at least 1")
     async with sessions() as session:
-        page = await _fetch(session, flt, before_id=before_id, limit=limit + 1)
-    rows = [AuditRow.of(decision, item) for decision, item in page[:limit]]
+        page = await _records(session, flt, before_id=before_id, limit=limit + 1)
+    rows = [AuditRow.of_record(record) for record in page[:limit]]
     next_before = rows[-1].decision_id if len(page) > limit else None
     return rows, next_before
 
@@ -219,17 +198,7 @@ async def iter_audit(
     before_id: int | None = None
     while True:
         async with sessions() as session:
-            records = await decision_records(
-                session,
-                routes=flt.routes,
-                route=flt.route,
-                actor=flt.actor,
-                outcome=flt.outcome,
-                since=flt.since_at,
-                until=flt.until_before,
-                before_id=before_id,
-                limit=batch,
-            )
+            records = await _records(session, flt, before_id=before_id, limit=batch)
         if not records:
             return
         before_id = records[-1]["decision_id"]
@@ -274,10 +243,10 @@ async def jsonl_stream(
         yield out.take()
 
 
-async def _fetch(
+async def _records(
     session: AsyncSession, flt: AuditFilter, *, before_id: int | None, limit: int
-) -> list[tuple[Decision, Item]]:
-    return await decisions_page(
+) -> list[RowMapping]:
+    return await decision_records(
         session,
         routes=flt.routes,
         route=flt.route,
