@@ -139,6 +139,24 @@ def build(
     )
 
 
+def _slack_surface(settings: Settings) -> Surface:
+    try:
+        from slack_sdk.http_retry.builtin_async_handlers import (
+            AsyncRateLimitErrorRetryHandler,
+        )
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from adapters.slack.surface import ChannelPacer, SlackSurface
+    except ImportError as exc:
+        raise ConfigError(
+            f"SIGNOFF_SLACK_BOT_TOKEN is set but Slack support is not installed "
+            f"(pip install 'signoff[slack]'): {exc}"
+        ) from None
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
+    return SlackSurface(client=client, web_url=settings.base_url, pacer=ChannelPacer())
+
+
 def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> None:
     for name in routes.names():
         route = routes.get(name)
