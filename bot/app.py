@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -38,6 +39,9 @@ from storage.batch import GroupWriter
 from storage.db import SessionFactory, make_engine, session_factory
 from storage.migrate import upgrade
 
+if TYPE_CHECKING:
+    from adapters.slack.edge import SlackEdge
+
 log = logging.getLogger("signoff")
 
 
@@ -59,6 +63,7 @@ class System:
     broadcaster: Broadcaster
     watcher: ChangeWatcher
     web: WebConsole
+    slack: SlackEdge | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -80,9 +85,12 @@ def build(
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
     broadcaster = Broadcaster()
-    surfaces = (
-        dict(surfaces) if surfaces is not None else {"web": WebSurface(broadcaster=broadcaster)}
-    )
+    slack = _slack(settings)
+    if surfaces is None:
+        surfaces = {"web": WebSurface(broadcaster=broadcaster)}
+        if slack is not None:
+            surfaces["slack"] = slack.surface
+    surfaces = dict(surfaces)
     targets = dict(targets) if targets is not None else {"webhook": WebhookTarget(client=http)}
     _check_routes(routes, targets)
     notifier = Notifier()
@@ -110,6 +118,14 @@ def build(
         on_queued=worker.wake,
     )
     reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+    if slack is not None:
+        slack.connect(
+            signing_secret=settings.slack_signing_secret,
+            service=service,
+            reader=reader,
+            routes=routes,
+            web_url=settings.base_url,
+        )
     web = WebConsole(
         auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),
         service=service,
@@ -136,25 +152,26 @@ def build(
         broadcaster=broadcaster,
         watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
         web=web,
+        slack=slack,
     )
 
 
-def _slack_surface(settings: Settings) -> Surface:
+def _slack(settings: Settings) -> SlackEdge | None:
+    if not settings.slack_bot_token:
+        return None
     try:
-        from slack_sdk.http_retry.builtin_async_handlers import (
-            AsyncRateLimitErrorRetryHandler,
-        )
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        from adapters.slack.surface import ChannelPacer, SlackSurface
+        from adapters.slack.edge import slack_edge
     except ImportError as exc:
         raise ConfigError(
-            f"SIGNOFF_SLACK_BOT_TOKEN is set but Slack support is not installed "
+            "SIGNOFF_SLACK_BOT_TOKEN is set but Slack support is not installed "
             f"(pip install 'signoff[slack]'): {exc}"
         ) from None
-    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
-    return SlackSurface(client=client, web_url=settings.base_url, pacer=ChannelPacer())
+    return slack_edge(
+        token=settings.slack_bot_token,
+        api_url=settings.slack_api_url,
+        app_token=settings.slack_app_token,
+        web_url=settings.base_url,
+    )
 
 
 def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> None:
@@ -175,6 +192,8 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         if migrate:
             await upgrade(system.engine)
         stop = asyncio.Event()
+        if system.slack is not None:
+            await system.slack.start()
         tasks = [asyncio.create_task(system.watcher.run(stop))]
         if run_worker:
             tasks.append(asyncio.create_task(system.worker.run(stop)))
@@ -184,6 +203,8 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
             system.broadcaster.close()
             stop.set()
             await asyncio.gather(*tasks)
+            if system.slack is not None:
+                await system.slack.stop()
             await system.close()
 
     app = FastAPI(
@@ -203,6 +224,8 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
             max_wait_seconds=system.settings.max_wait_seconds,
         )
     )
+    if system.slack is not None:
+        system.slack.mount(app)
     system.web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=system.settings.max_body_bytes)
     return app

@@ -1,0 +1,184 @@
+"""Slack clicks and modal submissions, on slack-bolt's AsyncApp: every one ends in
+``ReviewService.decide``.
+
+Bolt checks each request's signature and acknowledges within Slack's 3 seconds (the
+listener calls ``ack()`` first and works after); an error after that reaches the
+clicker as an ephemeral message, never silence. Who may decide is the route's Slack
+list of user ids and user groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import views
+from adapters.slack.blocks import escape, parse_action_id
+from adapters.slack.groups import GroupResolver
+from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
+from bot.ports import Actor
+from bot.reader import ItemReader
+from bot.routes import RouteTable
+from bot.service import ReviewService
+
+log = logging.getLogger("signoff.slack")
+_VERBS = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}
+
+
+class SlackInteractions:
+    """Builds the bolt app that turns Slack interactions into decisions."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        signing_secret: str,
+        service: ReviewService,
+        reader: ItemReader,
+        routes: RouteTable,
+        groups: GroupResolver,
+        web_url: str,
+    ) -> None:
+        self.client = client
+        self._service = service
+        self._reader = reader
+        self._routes = routes
+        self._groups = groups
+        self._web_url = web_url.rstrip("/")
+        self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
+        self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
+        self.app.view(views.EDIT)(self._on_edit)
+        self.app.view(views.REJECT)(self._on_reject)
+
+    # -- who ---------------------------------------------------------------------------
+
+    async def _actor(self, user: dict[str, Any], route_name: str) -> Actor:
+        user_id = str(user.get("id", ""))
+        route = self._routes.get(route_name)
+        listed = route.reviewers.get("slack", []) if route else []
+        groups = await self._groups.groups_of(
+            user_id, among=[g for g in listed if g.startswith("S")]
+        )
+        name = str(user.get("username") or user.get("name") or user_id)
+        return Actor(surface="slack", user_id=user_id, name=name, groups=groups)
+
+    async def _check(self, actor: Actor, route_name: str, action: str, item_id: str) -> None:
+        route = self._routes.get(route_name)
+        if route is None or not route.may_decide(
+            surface="slack", user_id=actor.user_id, groups=actor.groups
+        ):
+            log.warning(
+                "slack: %s (%s) may not %s %s on route %s",
+                actor.name,
+                actor.user_id,
+                action,
+                item_id,
+                route_name,
+            )
+            raise NotAllowed(f"you are not a reviewer of route {route_name!r}")
+
+    # -- listeners ---------------------------------------------------------------------
+
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        parsed = parse_action_id(str(action.get("action_id", "")))
+        if parsed is None:
+            return
+        verb, item_id = parsed
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        user = body.get("user") or {}
+        try:
+            item = await self._reader.get(item_id=item_id)
+            actor = await self._actor(user, item.route)
+            await self._check(actor, item.route, verb, item_id)
+            if item.state != "pending":
+                await self._service.decide(
+                    item_id=item_id, action=verb, actor=actor, reason_text="-"
+                )  # raises Conflict naming the winner
+            if verb == "approve":
+                await self._service.decide(item_id=item_id, action="approve", actor=actor)
+            elif verb == "edit":
+                await self.client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=views.edit_modal(
+                        item, channel=channel, web_url=f"{self._web_url}/items/{item_id}"
+                    ),
+                )
+            else:
+                route = self._routes.get(item.route)
+                await self.client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=views.reject_modal(
+                        item, channel=channel, reasons=route.reject_reasons if route else []
+                    ),
+                )
+        except Exception as exc:  # after ack(): tell the clicker, never swallow
+            await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
+
+    async def _on_edit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        item_id, channel = views.read_metadata(view)
+        await self._submit(ack, body, view, item_id, channel, "edit", content=views.read_edit(view))
+
+    async def _on_reject(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        item_id, channel = views.read_metadata(view)
+        code, text = views.read_reject(view)
+        await self._submit(
+            ack, body, view, item_id, channel, "reject", reason_code=code, reason_text=text
+        )
+
+    async def _submit(
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        item_id: str,
+        channel: str | None,
+        verb: str,
+        **decision: Any,
+    ) -> None:
+        user = body.get("user") or {}
+        try:
+            item = await self._reader.get(item_id=item_id)
+            actor = await self._actor(user, item.route)
+            await self._service.decide(item_id=item_id, action=verb, actor=actor, **decision)
+        except InvalidInput as exc:  # shown in the modal, which stays open
+            await ack(
+                response_action="errors",
+                errors={views.error_block(exc.field, view): exc.message[:150]},
+            )
+            return
+        except Exception as exc:
+            await ack()
+            await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
+            return
+        await ack()
+
+    # -- replies -----------------------------------------------------------------------
+
+    async def _tell(
+        self, channel: str | None, user: str | None, exc: Exception, *, verb: str, item_id: str
+    ) -> None:
+        if isinstance(exc, Conflict) and exc.winner is not None:
+            w = exc.winner
+            text = (
+                f"Already {_VERBS.get(w.action, w.action.replace('_', '-') + 'd')} by "
+                f"{escape(w.actor_name)} at {w.at:%H:%M} UTC ({w.at:%Y-%m-%d})."
+            )
+        elif isinstance(exc, NotAllowed | Conflict | NotFound | InvalidInput):
+            text = escape(exc.message[:1:].upper() + exc.message[1:]) + "."
+        elif isinstance(exc, SignoffError):
+            text = f"Could not {verb} this item: {escape(exc.message)}"
+        else:
+            log.exception("slack: %s on %s failed", verb, item_id)
+            text = f"Could not {verb} this item: an internal error (logged). Please try again."
+        if channel and user:
+            try:
+                await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+            except Exception:
+                log.exception("slack: could not tell %s in %s: %s", user, channel, text)
