@@ -33,6 +33,7 @@ class ReviewCard:
     actions: tuple[str, ...] = ("approve", "edit", "reject")
     status: str | None = None  # after a decision: "Approved by …"; None while open
     reject_reasons: tuple[str, ...] = field(default=())
+    edit_diff: str | None = None  # once edited and approved: original → released
 
     @property
     def context_line(self) -> str:

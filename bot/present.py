@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
 from bot.card import ReviewCard
 from bot.kinds import get_kind
 from bot.routes import Route
@@ -15,6 +19,31 @@ _VERBS = {
     "auto_reject": "Auto-rejected",
     "expire": "Expired",
 }
+
+
+def content_text(content: Mapping[str, Any]) -> list[str]:
+    """Content as lines of text, field by field, for showing what an edit changed."""
+    lines: list[str] = []
+    for key, value in content.items():
+        if value is None or value == [] or value == "":
+            continue
+        if isinstance(value, list):
+            lines.append(f"{key}: {', '.join(map(str, value))}")
+        elif isinstance(value, str) and "\n" in value:
+            lines.append(f"{key}:")
+            lines.extend(f"  {part}" for part in value.splitlines())
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
+
+
+def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """A unified diff from the original content to the released one."""
+    return "\n".join(
+        difflib.unified_diff(
+            content_text(before), content_text(after), "original", "released", lineterm=""
+        )
+    )
 
 
 def build_card(item: ItemPublic, route: Route) -> ReviewCard:
@@ -35,6 +64,11 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
         actions=("approve", "edit", "reject") if item.state == "pending" else (),
         status=status_line(item),
         reject_reasons=tuple(route.reject_reasons),
+        edit_diff=(
+            content_diff(item.content, item.final_content)
+            if item.outcome == "edited" and item.final_content is not None
+            else None
+        ),
     )
 
 

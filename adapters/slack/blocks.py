@@ -170,3 +170,13 @@ def fallback_text(card: ReviewCard) -> str:
     """The notification text (shown where blocks are not): escaped like the rest."""
     status = f" · {card.status}" if card.status else ""
     return _clip(escape(f"Review: {card.title}{status}"), MAX_SECTION)
+
+
+def diff_reply(diff: str, *, web_url: str) -> list[Block]:
+    """A thread reply with the edit's diff, within the same limits as a card."""
+    pieces = _chunks(diff, limit=MAX_SECTION, wrap=("```", "```"))
+    blocks = [_section("*What the reviewer changed* (original → released):")]
+    blocks += [_section(p) for p in pieces[: MAX_BLOCKS - 2]]
+    if len(pieces) > MAX_BLOCKS - 2:
+        blocks.append(_section(f"_The rest is on the <{web_url}|item's page in signoff>._"))
+    return blocks

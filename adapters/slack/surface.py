@@ -8,14 +8,17 @@ slack_sdk's retry handler, which the composition root installs on the client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import card_blocks, escape, fallback_text
+from adapters.slack.blocks import card_blocks, diff_reply, escape, fallback_text
 from bot.card import ReviewCard
+
+log = logging.getLogger("signoff.slack")
 
 
 class ChannelPacer:
@@ -53,6 +56,7 @@ class SlackSurface:
         self._client = client
         self._web_url = web_url.rstrip("/")
         self._pacer = pacer
+        self._background: set[asyncio.Task[Any]] = set()
 
     def _item_url(self, item_id: str) -> str:
         return f"{self._web_url}/items/{item_id}"
@@ -81,6 +85,28 @@ class SlackSurface:
             text=fallback_text(card),
             blocks=card_blocks(card, web_url=self._item_url(card.item_id)),
         )
+        if card.edit_diff and not card.actions:  # settled with an edit: show what changed
+            channel = ref["channel"]
+            blocks = diff_reply(card.edit_diff, web_url=self._item_url(card.item_id))
+
+            async def send() -> Any:
+                return await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=ref["ts"],
+                    text="What the reviewer changed",
+                    blocks=blocks,
+                )
+
+            # In the background: waiting for the channel's turn must not hold up the
+            # decision (a modal has 3 seconds to be acknowledged).
+            task = asyncio.create_task(self._pacer.turn(channel, send))
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slack: posting an edit diff failed: %s", task.exception())
 
     async def nudge(
         self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str

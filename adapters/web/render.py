@@ -4,7 +4,6 @@ text, never as markup."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.kinds import get_kind
+from bot.present import content_diff
 from bot.schemas import ItemPublic
 from storage.models import DeliveryAttempt
 
@@ -53,30 +53,9 @@ def diff_lines(diff: str) -> list[DiffLine]:
     return out
 
 
-def content_text(content: Mapping[str, Any]) -> list[str]:
-    """Content as lines of text, field by field, for showing what an edit changed."""
-    lines: list[str] = []
-    for key, value in content.items():
-        if value is None or value == [] or value == "":
-            continue
-        if isinstance(value, list):
-            lines.append(f"{key}: {', '.join(map(str, value))}")
-        elif isinstance(value, str) and "\n" in value:
-            lines.append(f"{key}:")
-            lines.extend(f"  {part}" for part in value.splitlines())
-        else:
-            lines.append(f"{key}: {value}")
-    return lines
-
-
 def edit_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[DiffLine]:
     """What changed between the original and the released version."""
-    text = "\n".join(
-        difflib.unified_diff(
-            content_text(before), content_text(after), "original", "released", lineterm=""
-        )
-    )
-    return diff_lines(text)
+    return diff_lines(content_diff(before, after))
 
 
 @dataclass(frozen=True, slots=True)

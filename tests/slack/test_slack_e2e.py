@@ -121,6 +121,13 @@ async def test_edit_opens_a_modal_and_releases_the_edited_version(world: SlackWo
     item = await world.system.reader.get(item_id=item_id)
     assert item.outcome == "edited" and item.final_content is not None
     assert item.final_content["subject"] == "Refund issued"
+    updated = json.dumps(world.slack.calls_to("chat.update")[-1].params["blocks"])
+    assert "Edited and approved by u0agent1" in updated
+    [reply] = await eventually(
+        lambda: [m for m in world.slack.messages[CHANNEL] if m["thread_ts"] == ts]
+    )
+    diff = json.dumps(reply["blocks"])
+    assert "-subject: Your refund" in diff and "+subject: Refund issued" in diff
     await world.system.worker.run_once()
     release = next(r for r in world.receiver.accepted() if r.path == "/release")
     assert json.loads(release.body)["item"]["final_content"]["body"] == "Hi Jane, all done."
