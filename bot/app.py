@@ -125,6 +125,8 @@ def build(
             reader=reader,
             routes=routes,
             web_url=settings.base_url,
+            inbox=InboxReader(sessions=sessions, routes=routes),
+            clock=clock,
         )
     web = WebConsole(
         auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),

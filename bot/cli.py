@@ -280,6 +280,28 @@ def decide(
     print(f"{item.id}  {item.state}  {item.outcome or ''}  release {item.release_state}")
 
 
+@app.command("manifest")
+def manifest_command(
+    platform: Annotated[str, typer.Argument(help="slack")],
+    url: Annotated[str, typer.Option(help="Where Slack reaches signoff (https://...).")] = (
+        "https://signoff.example.com"
+    ),
+    socket: Annotated[bool, typer.Option("--socket", help="Socket Mode: no public URL.")] = False,
+) -> None:
+    """Print the app manifest to create the Slack app from."""
+    if platform != "slack":
+        raise ConfigError(f"manifest: unknown platform {platform!r}; known: slack")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"--url: must be an http(s) URL, got {url!r}")
+    try:
+        from adapters.slack.manifest import manifest_yaml
+    except ImportError as exc:
+        raise ConfigError(
+            f"Slack support is not installed (pip install 'signoff[slack]'): {exc}"
+        ) from None
+    print(manifest_yaml(url=url, socket_mode=socket), end="")
+
+
 def main() -> None:
     try:
         app()

@@ -6,6 +6,7 @@ import base64
 import binascii
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.errors import InvalidInput, NotFound
 from bot.notify import Notifier
@@ -14,6 +15,7 @@ from bot.schemas import ItemPage, ItemPublic
 from bot.states import ItemState
 from bot.views import item_public
 from storage import items as item_store
+from storage import stats as stats_store
 from storage.db import SessionFactory
 from storage.models import Decision, DeliveryAttempt
 
@@ -134,3 +136,16 @@ class InboxReader:
         """Every delivery attempt of the item (releases and callbacks), oldest first."""
         async with self._sessions() as session:
             return await item_store.attempts_for(session, item_id=item_id)
+
+    async def outcomes_between(
+        self, *, routes: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, int]:
+        """How many items of ``routes`` were settled in ``[since, until)``, per outcome."""
+        async with self._sessions() as session:
+            rows = await stats_store.decided_between(
+                session, routes=routes, since=since, until=until
+            )
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.outcome] = counts.get(row.outcome, 0) + 1
+        return counts

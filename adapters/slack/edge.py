@@ -14,7 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.groups import GroupResolver
 from adapters.slack.interactions import SlackInteractions
 from adapters.slack.surface import ChannelPacer, SlackSurface
-from bot.reader import ItemReader
+from bot.clock import Clock
+from bot.reader import InboxReader, ItemReader
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
@@ -44,6 +45,8 @@ class SlackEdge:
         reader: ItemReader,
         routes: RouteTable,
         web_url: str,
+        inbox: InboxReader,
+        clock: Clock,
     ) -> None:
         """Handle clicks and modals (needs the signing secret, or Socket Mode)."""
         self.interactions = SlackInteractions(
@@ -55,6 +58,8 @@ class SlackEdge:
             routes=routes,
             groups=GroupResolver(client=self.client),
             web_url=web_url,
+            inbox=inbox,
+            clock=clock,
         )
 
     def mount(self, app: FastAPI) -> None:

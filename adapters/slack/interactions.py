@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -19,9 +20,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import views
 from adapters.slack.blocks import escape, parse_action_id
 from adapters.slack.groups import GroupResolver
+from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.ports import Actor
-from bot.reader import ItemReader
+from bot.reader import InboxReader, ItemReader
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
@@ -42,6 +44,8 @@ class SlackInteractions:
         routes: RouteTable,
         groups: GroupResolver,
         web_url: str,
+        inbox: InboxReader,
+        clock: Clock,
     ) -> None:
         self.client = client
         self._service = service
@@ -49,10 +53,13 @@ class SlackInteractions:
         self._routes = routes
         self._groups = groups
         self._web_url = web_url.rstrip("/")
+        self._inbox = inbox
+        self._clock = clock
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
         self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
         self.app.view(views.EDIT)(self._on_edit)
         self.app.view(views.REJECT)(self._on_reject)
+        self.app.command("/signoff")(self._on_command)
 
     # -- who ---------------------------------------------------------------------------
 
@@ -158,6 +165,64 @@ class SlackInteractions:
             await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
             return
         await ack()
+
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
+        """``/signoff queue``: items waiting for you; ``/signoff stats``: today's numbers
+        for this channel's routes. Answered in the ack itself (ephemeral)."""
+        words = str(command.get("text") or "").split()
+        user = {"id": command.get("user_id"), "name": command.get("user_name")}
+        try:
+            if words[:1] == ["queue"]:
+                text = await self._queue(user)
+            elif words[:1] == ["stats"]:
+                text = await self._stats(str(command.get("channel_id") or ""))
+            else:
+                text = "Usage: `/signoff queue` (drafts waiting for you) or `/signoff stats`."
+        except Exception:
+            log.exception("slack: /signoff %s failed", " ".join(words))
+            text = "Could not answer that: an internal error (logged)."
+        await ack(text=text)
+
+    async def _queue(self, user: dict[str, Any]) -> str:
+        mine: list[str] = []
+        for name in self._routes.names():
+            actor = await self._actor(user, name)
+            route = self._routes.get(name)
+            if route and route.may_decide(
+                surface="slack", user_id=actor.user_id, groups=actor.groups
+            ):
+                mine.append(name)
+        items = await self._inbox.items(routes=mine, limit=20)
+        if not items:
+            return "Nothing is waiting for you."
+        lines = [f"*{len(items)} waiting for you* (oldest due first):"]
+        lines += [
+            f"• <{self._web_url}/items/{i.id}|{escape(i.title)}> · {escape(i.route)}" for i in items
+        ]
+        return "\n".join(lines)
+
+    async def _stats(self, channel: str) -> str:
+        routes = [
+            name
+            for name in self._routes.names()
+            if any(
+                s.type == "slack" and s.channel == channel
+                for s in getattr(self._routes.get(name), "surfaces", [])
+            )
+        ]
+        if not routes:
+            return "No route posts to this channel."
+        now = self._clock.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        waiting = await self._inbox.pending_counts(routes=routes)
+        settled = await self._inbox.outcomes_between(
+            routes=routes, since=midnight, until=now + timedelta(seconds=1)
+        )
+        done = ", ".join(f"{n} {o.replace('_', '-')}" for o, n in sorted(settled.items()))
+        return (
+            f"*Today in {', '.join(escape(r) for r in routes)}* (UTC): "
+            f"{sum(waiting.values())} waiting; {done or 'nothing settled yet'}."
+        )
 
     # -- replies -----------------------------------------------------------------------
 

@@ -60,7 +60,29 @@ class SlackWorld:
         self, payload: dict[str, Any], *, secret: str = SECRET, age: float = 0
     ) -> httpx.Response:
         """POST an interaction to /slack/events as Slack does: form-encoded, signed."""
-        body = urlencode({"payload": json.dumps(payload)})
+        return await self.signed(
+            urlencode({"payload": json.dumps(payload)}), secret=secret, age=age
+        )
+
+    async def command(self, text: str, *, user: str, channel: str = CHANNEL) -> httpx.Response:
+        """A /signoff slash command as Slack sends it."""
+        return await self.signed(
+            urlencode(
+                {
+                    "command": "/signoff",
+                    "text": text,
+                    "user_id": user,
+                    "user_name": user.lower(),
+                    "channel_id": channel,
+                    "team_id": "T0TEAM",
+                    "trigger_id": "1.2.3",
+                    "response_url": "http://127.0.0.1:9/unused",
+                    "api_app_id": "A0APP",
+                }
+            )
+        )
+
+    async def signed(self, body: str, *, secret: str = SECRET, age: float = 0) -> httpx.Response:
         timestamp = str(int(time.time() - age))
         signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
         return await self.http.post(

@@ -355,3 +355,25 @@ async def test_socket_mode_click_decides(world: SlackWorld) -> None:
         await socket_system.slack.stop()
         await socket_system.close()
     assert item.outcome == "approved" and item.decisions[-1].actor_id == "U0LEAD"
+
+
+async def test_slash_command_queue_and_stats(world: SlackWorld) -> None:
+    item_id, _ = await post_item(world)
+    queue = (await world.command("queue", user="U0LEAD")).text
+    assert queue.startswith("*1 waiting for you*") and f"/items/{item_id}|" in queue
+    nobody = (await world.command("queue", user="U0INTERN")).text
+    assert nobody == "Nothing is waiting for you."
+    await world.system.service.decide(
+        item_id=item_id, action="approve", actor=Actor(surface="web", user_id="ann", name="ann")
+    )
+    await post_item_again(world)
+    stats = (await world.command("stats", user="U0LEAD")).text
+    assert stats == "*Today in support* (UTC): 1 waiting; 1 approved."
+    other = (await world.command("stats", user="U0LEAD", channel="C0ELSE")).text
+    assert other == "No route posts to this channel."
+    assert "Usage" in (await world.command("", user="U0LEAD")).text
+
+
+async def post_item_again(world: SlackWorld) -> None:
+    data = ItemCreate(route="support", kind="email", title="Another", content=EMAIL, confidence=0.5)
+    await world.system.service.submit(integrator=world.integrator, data=data)
