@@ -351,10 +351,46 @@ async def test_socket_mode_click_decides(world: SlackWorld) -> None:
         await world.system.close()
         world.system = socket_system  # read through the process that took the click
         item = await eventually(lambda: _settled(world, item_id))
+
+        other_id, other_ts = await post_item_again_with_ts(world)
+        await world.slack.send_socket_event(
+            {
+                "type": "interactive",
+                "payload": button_click(
+                    item_id=other_id,
+                    verb="reject",
+                    user="U0LEAD",
+                    ts=other_ts,
+                    trigger_id=world.slack.new_trigger_id(),
+                ),
+                "accepts_response_payload": False,
+            }
+        )
+        [opened] = await eventually(lambda: world.slack.calls_to("views.open"))
+        await world.slack.send_socket_event(
+            {
+                "type": "interactive",
+                "payload": view_submission(
+                    opened.response["view"],
+                    user="U0LEAD",
+                    values={
+                        "reason_code": {
+                            "value": {
+                                "type": "static_select",
+                                "selected_option": {"value": "wrong tone"},
+                            }
+                        },
+                    },
+                ),
+                "accepts_response_payload": True,
+            }
+        )
+        rejected = await eventually(lambda: _settled(world, other_id))
     finally:
         await socket_system.slack.stop()
         await socket_system.close()
     assert item.outcome == "approved" and item.decisions[-1].actor_id == "U0LEAD"
+    assert rejected.outcome == "rejected" and rejected.decisions[-1].reason_code == "wrong tone"
 
 
 async def test_slash_command_queue_and_stats(world: SlackWorld) -> None:
@@ -377,3 +413,67 @@ async def test_slash_command_queue_and_stats(world: SlackWorld) -> None:
 async def post_item_again(world: SlackWorld) -> None:
     data = ItemCreate(route="support", kind="email", title="Another", content=EMAIL, confidence=0.5)
     await world.system.service.submit(integrator=world.integrator, data=data)
+
+
+async def test_approve_and_reject_at_the_same_moment(world: SlackWorld) -> None:
+    item_id, ts = await post_item(world)
+    await world.click(
+        button_click(
+            item_id=item_id,
+            verb="reject",
+            user="U0LEAD",
+            ts=ts,
+            trigger_id=world.slack.new_trigger_id(),
+        )
+    )
+    [opened] = await eventually(lambda: world.slack.calls_to("views.open"))
+    reject = view_submission(
+        opened.response["view"],
+        user="U0LEAD",
+        values={
+            "reason_text": {"value": {"type": "plain_text_input", "value": "no"}},
+        },
+    )
+    approve = button_click(
+        item_id=item_id,
+        verb="approve",
+        user="U0AGENT2",
+        ts=ts,
+        trigger_id=world.slack.new_trigger_id(),
+    )
+    answers = await asyncio.gather(world.click(reject), world.click(approve))
+    assert [a.status_code for a in answers] == [200, 200]
+    [ephemeral] = await eventually(lambda: world.slack.calls_to("chat.postEphemeral"))
+    item = await world.system.reader.get(item_id=item_id)
+    assert len(item.decisions) == 1 and item.state in ("approved", "rejected")
+    winner = item.decisions[0]
+    verb = "approved" if winner.action == "approve" else "rejected"
+    assert ephemeral.params["text"].startswith(f"Already {verb} by {winner.actor_name} at ")
+    assert ephemeral.params["user"] != winner.actor_id
+
+
+async def test_a_field_too_long_for_a_slack_form_links_to_the_web_editor(
+    world: SlackWorld,
+) -> None:
+    item_id, ts = await post_item(world, body="x" * 3500)
+    await world.click(
+        button_click(
+            item_id=item_id,
+            verb="edit",
+            user="U0LEAD",
+            ts=ts,
+            trigger_id=world.slack.new_trigger_id(),
+        )
+    )
+    [opened] = await eventually(lambda: world.slack.calls_to("views.open"))
+    assert opened.response["ok"] is True
+    body = next(b for b in opened.response["view"]["blocks"] if b["block_id"] == "f_body")
+    assert body["type"] == "section"
+    assert "3,500 characters" in body["text"]["text"]
+    assert f"/items/{item_id}|Edit it in the web editor>" in body["text"]["text"]
+
+
+async def post_item_again_with_ts(world: SlackWorld) -> tuple[str, str]:
+    data = ItemCreate(route="support", kind="email", title="Second", content=EMAIL, confidence=0.5)
+    item = (await world.system.service.submit(integrator=world.integrator, data=data)).item
+    return item.id, world.slack.messages[CHANNEL][-1]["ts"]
