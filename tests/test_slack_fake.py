@@ -22,7 +22,7 @@ from tests.fakes.slack import SlackEmulator
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)
 
-FIXTURES = Path("/work/shared/fixtures/slack")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "slack"  # copied from shared/
 CHANNEL = "C0REVIEW"
 
 

@@ -25,7 +25,7 @@ from tests.fakes.slack import SlackEmulator
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0SUPPORT"
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "slack"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"  # from shared/
 
 for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ.pop(var, None)

@@ -386,11 +386,58 @@ async def test_socket_mode_click_decides(world: SlackWorld) -> None:
             }
         )
         rejected = await eventually(lambda: _settled(world, other_id))
+
+        third_id, third_ts = await post_item_again_with_ts(world)
+        await world.slack.send_socket_event(
+            {
+                "type": "interactive",
+                "payload": button_click(
+                    item_id=third_id,
+                    verb="edit",
+                    user="U0LEAD",
+                    ts=third_ts,
+                    trigger_id=world.slack.new_trigger_id(),
+                ),
+                "accepts_response_payload": False,
+            }
+        )
+        edit_view = (await eventually(lambda: world.slack.calls_to("views.open")[1:]))[0]
+        await world.slack.send_socket_event(
+            {
+                "type": "interactive",
+                "payload": view_submission(
+                    edit_view.response["view"],
+                    user="U0LEAD",
+                    values={
+                        "f_body": {
+                            "value": {"type": "plain_text_input", "value": "Edited over a socket"}
+                        },
+                    },
+                ),
+                "accepts_response_payload": True,
+            }
+        )
+        edited = await eventually(lambda: _settled(world, third_id))
+        await socket_system.worker.run_once()
     finally:
         await socket_system.slack.stop()
         await socket_system.close()
     assert item.outcome == "approved" and item.decisions[-1].actor_id == "U0LEAD"
     assert rejected.outcome == "rejected" and rejected.decisions[-1].reason_code == "wrong tone"
+    assert edited.outcome == "edited"
+    released = {
+        json.loads(r.body)["item"]["id"]: json.loads(r.body)["item"]
+        for r in world.receiver.accepted()
+        if r.path == "/release"
+    }
+    assert set(released) == {item_id, third_id}
+    assert released[third_id]["final_content"]["body"] == "Edited over a socket"
+    callbacks = [
+        json.loads(r.body)["item"] for r in world.receiver.accepted() if r.path == "/callback"
+    ]
+    assert [c["decisions"][-1]["reason_code"] for c in callbacks if c["id"] == other_id] == [
+        "wrong tone"
+    ]
 
 
 async def test_slash_command_queue_and_stats(world: SlackWorld) -> None:
@@ -474,6 +521,13 @@ async def test_a_field_too_long_for_a_slack_form_links_to_the_web_editor(
 
 
 async def post_item_again_with_ts(world: SlackWorld) -> tuple[str, str]:
-    data = ItemCreate(route="support", kind="email", title="Second", content=EMAIL, confidence=0.5)
+    data = ItemCreate(
+        route="support",
+        kind="email",
+        title="Second",
+        content=EMAIL,
+        confidence=0.5,
+        callback_url=f"{world.receiver.url}/callback",
+    )
     item = (await world.system.service.submit(integrator=world.integrator, data=data)).item
     return item.id, world.slack.messages[CHANNEL][-1]["ts"]
