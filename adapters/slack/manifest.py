@@ -10,7 +10,7 @@ import yaml
 from adapters.slack.edge import EVENTS_PATH
 
 PLACEHOLDER_URL = "https://signoff.example.com"
-BOT_SCOPES = ["chat:write", "commands", "usergroups:read", "users:read"]
+BOT_SCOPES = ["chat:write", "commands", "usergroups:read"]
 
 
 def manifest(*, url: str = PLACEHOLDER_URL, socket_mode: bool = False) -> dict[str, Any]:
