@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +76,7 @@ class ReviewService:
         notifier: Notifier,
         writer: GroupWriter,
         release_max_attempts: int = 8,
-        on_queued: Any = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._routes = routes
