@@ -1,0 +1,1 @@
+"""The Discord surface: review cards as embeds with persistent buttons (discord.py)."""
