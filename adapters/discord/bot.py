@@ -1,0 +1,332 @@
+"""The Discord side of signoff on discord.py: persistent buttons, modals, the surface.
+
+Buttons are ``DynamicItem``s whose custom id carries the item id, registered in
+``setup_hook``, so cards posted before a restart keep working. Modal submissions are
+handled in ``on_interaction`` (a modal object does not survive a restart). Every
+interaction is answered first (deferred, or a modal shown) and worked on after; an error
+after that reaches the clicker as an ephemeral follow-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import discord
+
+from adapters.discord.embeds import card_message
+from bot.card import ReviewCard
+from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError, Winner
+from bot.kinds import get_kind
+from bot.ports import Actor
+from bot.reader import ItemReader
+from bot.routes import RouteTable
+from bot.schemas import ItemPublic
+from bot.service import ReviewService
+
+log = logging.getLogger("signoff.discord")
+_LIST_FIELDS = {"to", "cc", "labels"}
+MAX_INPUT = 4000  # Discord's limit for a text input
+_MODAL = re.compile(r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)$")
+
+
+class ReviewButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"signoff:(?P<verb>approve|edit|reject):(?P<item_id>itm_[0-9A-Z]+)",
+):
+    """Approve / Edit / Reject; the custom id (≤ 100 characters) is all the state."""
+
+    STYLES = {
+        "approve": discord.ButtonStyle.success,
+        "edit": discord.ButtonStyle.primary,
+        "reject": discord.ButtonStyle.danger,
+    }
+
+    def __init__(self, verb: str, item_id: str, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=verb.capitalize(),
+                style=self.STYLES[verb],
+                disabled=disabled,
+                custom_id=f"signoff:{verb}:{item_id}",
+            )
+        )
+        self.verb = verb
+        self.item_id = item_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ReviewButton:
+        return cls(match["verb"], match["item_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        reviews: DiscordReviews | None = getattr(interaction.client, "reviews", None)
+        if reviews is None:
+            await interaction.response.send_message(
+                "signoff is starting; try again.", ephemeral=True
+            )
+            return
+        await reviews.on_button(interaction, self.verb, self.item_id)
+
+
+def card_view(card: ReviewCard) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for verb in ("approve", "edit", "reject"):
+        view.add_item(ReviewButton(verb, card.item_id, disabled=not card.actions))
+    return view
+
+
+class SignoffBot(discord.Client):
+    """A discord.py client that knows signoff's buttons and modals."""
+
+    def __init__(self, **options: Any) -> None:
+        intents = discord.Intents.default()
+        super().__init__(intents=intents, **options)
+        self.reviews: DiscordReviews | None = None
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(ReviewButton)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.type != discord.InteractionType.modal_submit or self.reviews is None:
+            return
+        data = cast(dict[str, Any], interaction.data or {})
+        match = _MODAL.match(str(data.get("custom_id", "")))
+        if match:
+            await self.reviews.on_modal(interaction, match["verb"], match["item_id"])
+
+
+class DiscordSurface:
+    name = "discord"
+
+    def __init__(self, *, client: discord.Client, web_url: str) -> None:
+        self._client = client
+        self._web_url = web_url.rstrip("/")
+
+    async def _channel(self, channel_id: int) -> Any:
+        return self._client.get_channel(channel_id) or await self._client.fetch_channel(channel_id)
+
+    async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any] | None:
+        if not channel:
+            raise ValueError("a Discord surface needs a channel")
+        target = await self._channel(int(channel))
+        message = card_message(card, web_url=f"{self._web_url}/items/{card.item_id}")
+        sent = await target.send(
+            embed=message.embed,
+            files=message.files,
+            view=card_view(card),
+            allowed_mentions=message.allowed_mentions,
+        )
+        return {"channel": str(target.id), "message": str(sent.id)}
+
+    async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
+        target = await self._channel(int(ref["channel"]))
+        message = card_message(card, web_url=f"{self._web_url}/items/{card.item_id}")
+        await target.get_partial_message(int(ref["message"])).edit(
+            embed=message.embed,
+            view=card_view(card),
+            allowed_mentions=message.allowed_mentions,
+        )
+
+    async def nudge(
+        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+    ) -> None:
+        target = await self._channel(int(ref["channel"]))
+        who = " ".join(f"<@{m}>" for m in mentions)
+        # Only the configured reviewers may be pinged, never anything from a draft.
+        allowed = discord.AllowedMentions(
+            everyone=False, roles=False, users=[discord.Object(int(m)) for m in mentions]
+        )
+        await target.get_partial_message(int(ref["message"])).reply(
+            f"{who} {text}".strip(), allowed_mentions=allowed
+        )
+
+
+class DiscordReviews:
+    """Clicks and modal submissions, each ending in ``ReviewService.decide``."""
+
+    def __init__(
+        self, *, service: ReviewService, reader: ItemReader, routes: RouteTable, web_url: str
+    ) -> None:
+        self._service = service
+        self._reader = reader
+        self._routes = routes
+        self._web_url = web_url.rstrip("/")
+
+    def _actor(self, user: discord.abc.User) -> Actor:
+        roles = tuple(str(r.id) for r in getattr(user, "roles", ()))
+        return Actor(surface="discord", user_id=str(user.id), name=user.display_name, groups=roles)
+
+    def _check(self, actor: Actor, item: ItemPublic, verb: str) -> None:
+        route = self._routes.get(item.route)
+        if route is None or not route.may_decide(
+            surface="discord", user_id=actor.user_id, groups=actor.groups
+        ):
+            log.warning(
+                "discord: %s (%s) may not %s %s on route %s",
+                actor.name,
+                actor.user_id,
+                verb,
+                item.id,
+                item.route,
+            )
+            raise NotAllowed(f"you are not a reviewer of route {item.route!r}")
+        if item.state != "pending" and item.decisions:
+            last = item.decisions[-1]
+            raise Conflict(
+                f"item {item.id} is already {item.state}",
+                winner=Winner(
+                    actor_name=last.actor_name,
+                    actor_id=last.actor_id,
+                    surface=last.surface,
+                    action=last.action,
+                    at=last.at,
+                ),
+            )
+
+    async def on_button(
+        self, interaction: discord.Interaction[Any], verb: str, item_id: str
+    ) -> None:
+        actor = self._actor(interaction.user)
+        try:
+            item = await self._reader.get(item_id=item_id)
+            self._check(actor, item, verb)
+        except SignoffError as exc:
+            await interaction.response.send_message(_words(exc), ephemeral=True)
+            return
+        if verb == "edit":
+            await interaction.response.send_modal(self._edit_modal(item))
+            return
+        if verb == "reject":
+            await interaction.response.send_modal(self._reject_modal(item))
+            return
+        await interaction.response.defer()  # acknowledged; the message is edited after
+        try:
+            await self._service.decide(item_id=item_id, action="approve", actor=actor)
+        except Exception as exc:
+            await self._follow_up(interaction, exc, verb)
+
+    async def on_modal(
+        self, interaction: discord.Interaction[Any], verb: str, item_id: str
+    ) -> None:
+        await interaction.response.defer()
+        values = _modal_values(interaction)
+        actor = self._actor(interaction.user)
+        try:
+            if verb == "edit":
+                item = await self._reader.get(item_id=item_id)
+                await self._service.decide(
+                    item_id=item_id, action="edit", actor=actor, content=_edited(item, values)
+                )
+            else:
+                await self._service.decide(
+                    item_id=item_id,
+                    action="reject",
+                    actor=actor,
+                    reason_code=values.get("reason_code") or None,
+                    reason_text=values.get("reason_text") or None,
+                )
+        except Exception as exc:
+            await self._follow_up(interaction, exc, verb)
+
+    async def _follow_up(
+        self, interaction: discord.Interaction[Any], exc: Exception, verb: str
+    ) -> None:
+        if not isinstance(exc, SignoffError):
+            log.exception("discord: %s failed", verb)
+        await interaction.followup.send(_words(exc), ephemeral=True)
+
+    def _edit_modal(self, item: ItemPublic) -> discord.ui.Modal:
+        modal = discord.ui.Modal(
+            title="Edit draft", custom_id=f"signoff-edit:{item.id}", timeout=None
+        )
+        content = item.final_content or item.content
+        for name in get_kind(item.kind).editable[:5]:  # Discord allows five inputs
+            value = content.get(name)
+            text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
+            if len(text) > MAX_INPUT or name == "html":
+                continue  # too long for a Discord form: the web editor has it
+            modal.add_item(
+                discord.ui.TextInput(
+                    label=name.capitalize(),
+                    custom_id=name,
+                    default=text or None,
+                    style=discord.TextStyle.paragraph,
+                    required=name not in ("cc", "description"),
+                    max_length=MAX_INPUT,
+                )
+            )
+        return modal
+
+    def _reject_modal(self, item: ItemPublic) -> discord.ui.Modal:
+        route = self._routes.get(item.route)
+        reasons = ", ".join(route.reject_reasons) if route and route.reject_reasons else ""
+        modal = discord.ui.Modal(
+            title="Reject draft", custom_id=f"signoff-reject:{item.id}", timeout=None
+        )
+        if reasons:
+            modal.add_item(
+                discord.ui.TextInput(
+                    label="Reason",
+                    custom_id="reason_code",
+                    required=False,
+                    max_length=100,
+                    placeholder=f"one of: {reasons}"[:100],
+                )
+            )
+        modal.add_item(
+            discord.ui.TextInput(
+                label="Details",
+                custom_id="reason_text",
+                style=discord.TextStyle.paragraph,
+                required=not reasons,
+                max_length=MAX_INPUT,
+            )
+        )
+        return modal
+
+
+def _modal_values(interaction: discord.Interaction[Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+
+    def walk(components: list[dict[str, Any]]) -> None:
+        for c in components:
+            if "components" in c:
+                walk(c["components"])
+            elif "component" in c:
+                walk([c["component"]])
+            elif "custom_id" in c and "value" in c:
+                values[str(c["custom_id"])] = str(c["value"])
+
+    data = cast(dict[str, Any], interaction.data or {})
+    walk(list(data.get("components", [])))
+    return values
+
+
+def _edited(item: ItemPublic, values: Mapping[str, str]) -> dict[str, Any]:
+    edited: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name in _LIST_FIELDS:
+            edited[name] = [p.strip() for p in raw.replace(",", "\n").splitlines() if p.strip()]
+        else:
+            edited[name] = raw
+    return edited
+
+
+def _words(exc: Exception) -> str:
+    if isinstance(exc, Conflict) and exc.winner is not None:
+        w = exc.winner
+        verb = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}.get(
+            w.action, w.action.replace("_", "-") + "d"
+        )
+        return f"Already {verb} by {w.actor_name} at {w.at:%H:%M} UTC ({w.at:%Y-%m-%d})."
+    if isinstance(exc, SignoffError | InvalidInput):
+        return exc.message[:1].upper() + exc.message[1:] + "."
+    return "Something went wrong (logged). Please try again."
