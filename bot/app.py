@@ -25,6 +25,7 @@ from adapters.web.surface import WebSurface
 from bot.api import build_router, document_bearer_auth, install_error_handlers
 from bot.auth import KeyRing
 from bot.clock import Clock, SystemClock
+from bot.digest import Digest
 from bot.errors import ConfigError
 from bot.fanout import SurfaceFanout
 from bot.limits import BodyLimit
@@ -40,6 +41,7 @@ from storage.db import SessionFactory, make_engine, session_factory
 from storage.migrate import upgrade
 
 if TYPE_CHECKING:
+    from adapters.discord.edge import DiscordEdge
     from adapters.slack.edge import SlackEdge
 
 log = logging.getLogger("signoff")
@@ -64,6 +66,7 @@ class System:
     watcher: ChangeWatcher
     web: WebConsole
     slack: SlackEdge | None = None
+    discord: DiscordEdge | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -86,10 +89,13 @@ def build(
     http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
     broadcaster = Broadcaster()
     slack = _slack(settings)
+    discord = _discord(settings)
     if surfaces is None:
         surfaces = {"web": WebSurface(broadcaster=broadcaster)}
         if slack is not None:
             surfaces["slack"] = slack.surface
+        if discord is not None:
+            surfaces["discord"] = discord.surface
     surfaces = dict(surfaces)
     targets = dict(targets) if targets is not None else {"webhook": WebhookTarget(client=http)}
     _check_routes(routes, targets)
@@ -118,6 +124,16 @@ def build(
         on_queued=worker.wake,
     )
     reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+    if discord is not None:
+        discord.connect(
+            service=service,
+            reader=reader,
+            routes=routes,
+            web_url=settings.base_url,
+            digest=Digest(
+                inbox=InboxReader(sessions=sessions, routes=routes), routes=routes, clock=clock
+            ),
+        )
     if slack is not None:
         slack.connect(
             signing_secret=settings.slack_signing_secret,
@@ -155,6 +171,7 @@ def build(
         watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
         web=web,
         slack=slack,
+        discord=discord,
     )
 
 
@@ -173,6 +190,25 @@ def _slack(settings: Settings) -> SlackEdge | None:
         api_url=settings.slack_api_url,
         app_token=settings.slack_app_token,
         web_url=settings.base_url,
+    )
+
+
+def _discord(settings: Settings) -> DiscordEdge | None:
+    if not settings.discord_token:
+        return None
+    try:
+        from adapters.discord.edge import discord_edge
+    except ImportError as exc:
+        raise ConfigError(
+            "SIGNOFF_DISCORD_TOKEN is set but Discord support is not installed "
+            f"(pip install 'signoff[discord]'): {exc}"
+        ) from None
+    return discord_edge(
+        token=settings.discord_token,
+        api_url=settings.discord_api_url,
+        gateway_url=settings.discord_gateway_url,
+        web_url=settings.base_url,
+        guild_ids=settings.discord_guild_ids,
     )
 
 
@@ -196,6 +232,8 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         stop = asyncio.Event()
         if system.slack is not None:
             await system.slack.start()
+        if system.discord is not None:
+            await system.discord.start()
         tasks = [asyncio.create_task(system.watcher.run(stop))]
         if run_worker:
             tasks.append(asyncio.create_task(system.worker.run(stop)))
@@ -207,6 +245,8 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
             await asyncio.gather(*tasks)
             if system.slack is not None:
                 await system.slack.stop()
+            if system.discord is not None:
+                await system.discord.stop()
             await system.close()
 
     app = FastAPI(

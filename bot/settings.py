@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     discord_token: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
+    discord_guilds: str = ""  # comma-separated guild ids where /signoff is synced at once
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str | None = None
@@ -56,6 +57,15 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The public URL, or the listen address when none is set."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def discord_guild_ids(self) -> tuple[int, ...]:
+        try:
+            return tuple(int(g) for g in self.discord_guilds.split(",") if g.strip())
+        except ValueError:
+            raise ConfigError(
+                f"SIGNOFF_DISCORD_GUILDS: expected comma-separated ids, got {self.discord_guilds!r}"
+            ) from None
 
     @property
     def config_explicit(self) -> bool:

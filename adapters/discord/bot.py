@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import discord
+from discord import app_commands
 
 from adapters.discord.embeds import card_message
 from bot.card import ReviewCard
+from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError, Winner
 from bot.kinds import get_kind
 from bot.ports import Actor
@@ -84,15 +86,25 @@ def card_view(card: ReviewCard) -> discord.ui.View:
 
 
 class SignoffBot(discord.Client):
-    """A discord.py client that knows signoff's buttons and modals."""
+    """A discord.py client that knows signoff's buttons, modals and /signoff commands."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, guild_ids: Sequence[int] = (), **options: Any) -> None:
         intents = discord.Intents.default()
         super().__init__(intents=intents, **options)
         self.reviews: DiscordReviews | None = None
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(_signoff_commands())
+        self._guild_ids = tuple(guild_ids)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(ReviewButton)
+        if self._guild_ids:  # immediate in those guilds
+            for guild_id in self._guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:  # everywhere (Discord may take a while to show them)
+            await self.tree.sync()
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.type != discord.InteractionType.modal_submit or self.reviews is None:
@@ -101,6 +113,29 @@ class SignoffBot(discord.Client):
         match = _MODAL.match(str(data.get("custom_id", "")))
         if match:
             await self.reviews.on_modal(interaction, match["verb"], match["item_id"])
+
+
+def _signoff_commands() -> app_commands.Group:
+    group = app_commands.Group(name="signoff", description="Drafts waiting for review")
+
+    @group.command(name="queue", description="Drafts waiting for you")
+    async def queue(interaction: discord.Interaction[Any]) -> None:
+        reviews: DiscordReviews | None = getattr(interaction.client, "reviews", None)
+        text = await reviews.queue_text(interaction.user) if reviews else "Starting; try again."
+        await interaction.response.send_message(
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @group.command(name="stats", description="Today's numbers for this channel's routes")
+    async def stats(interaction: discord.Interaction[Any]) -> None:
+        reviews: DiscordReviews | None = getattr(interaction.client, "reviews", None)
+        channel = str(interaction.channel_id or "")
+        text = await reviews.stats_text(channel) if reviews else "Starting; try again."
+        await interaction.response.send_message(
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    return group
 
 
 class DiscordSurface:
@@ -153,12 +188,41 @@ class DiscordReviews:
     """Clicks and modal submissions, each ending in ``ReviewService.decide``."""
 
     def __init__(
-        self, *, service: ReviewService, reader: ItemReader, routes: RouteTable, web_url: str
+        self,
+        *,
+        service: ReviewService,
+        reader: ItemReader,
+        routes: RouteTable,
+        web_url: str,
+        digest: Digest,
     ) -> None:
         self._service = service
         self._reader = reader
         self._routes = routes
         self._web_url = web_url.rstrip("/")
+        self._digest = digest
+
+    async def queue_text(self, user: discord.abc.User) -> str:
+        actor = self._actor(user)
+        mine = [
+            name
+            for name in self._routes.names()
+            if (route := self._routes.get(name)) is not None
+            and route.may_decide(surface="discord", user_id=actor.user_id, groups=actor.groups)
+        ]
+        items = await self._digest.queue(routes=mine)
+        if not items:
+            return "Nothing is waiting for you."
+        lines = [f"**{len(items)} waiting for you** (oldest due first):"]
+        lines += [f"- [{_plain(i.title)}]({self._web_url}/items/{i.id}) · {i.route}" for i in items]
+        return "\n".join(lines)[:2000]
+
+    async def stats_text(self, channel: str) -> str:
+        routes = self._digest.routes_posting_to(surface="discord", channel=channel)
+        if not routes:
+            return "No route posts to this channel."
+        tally = await self._digest.today(routes=routes)
+        return f"**Today in {', '.join(routes)}** (UTC): {tally_words(tally)}."
 
     def _actor(self, user: discord.abc.User) -> Actor:
         roles = tuple(str(r.id) for r in getattr(user, "roles", ()))
@@ -291,6 +355,11 @@ class DiscordReviews:
             )
         )
         return modal
+
+
+def _plain(text: str) -> str:
+    """A title safe inside a markdown link label."""
+    return discord.utils.escape_markdown(text).replace("]", "\\]")[:100]
 
 
 def _modal_values(interaction: discord.Interaction[Any]) -> dict[str, str]:

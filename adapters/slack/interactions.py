@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -21,6 +20,7 @@ from adapters.slack import views
 from adapters.slack.blocks import escape, parse_action_id
 from adapters.slack.groups import GroupResolver
 from bot.clock import Clock
+from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.ports import Actor
 from bot.reader import InboxReader, ItemReader
@@ -53,8 +53,7 @@ class SlackInteractions:
         self._routes = routes
         self._groups = groups
         self._web_url = web_url.rstrip("/")
-        self._inbox = inbox
-        self._clock = clock
+        self._digest = Digest(inbox=inbox, routes=routes, clock=clock)
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
         self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
         self.app.view(views.EDIT)(self._on_edit)
@@ -192,7 +191,7 @@ class SlackInteractions:
                 surface="slack", user_id=actor.user_id, groups=actor.groups
             ):
                 mine.append(name)
-        items = await self._inbox.items(routes=mine, limit=20)
+        items = await self._digest.queue(routes=mine)
         if not items:
             return "Nothing is waiting for you."
         lines = [f"*{len(items)} waiting for you* (oldest due first):"]
@@ -202,27 +201,12 @@ class SlackInteractions:
         return "\n".join(lines)
 
     async def _stats(self, channel: str) -> str:
-        routes = [
-            name
-            for name in self._routes.names()
-            if any(
-                s.type == "slack" and s.channel == channel
-                for s in getattr(self._routes.get(name), "surfaces", [])
-            )
-        ]
+        routes = self._digest.routes_posting_to(surface="slack", channel=channel)
         if not routes:
             return "No route posts to this channel."
-        now = self._clock.now()
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        waiting = await self._inbox.pending_counts(routes=routes)
-        settled = await self._inbox.outcomes_between(
-            routes=routes, since=midnight, until=now + timedelta(seconds=1)
-        )
-        done = ", ".join(f"{n} {o.replace('_', '-')}" for o, n in sorted(settled.items()))
-        return (
-            f"*Today in {', '.join(escape(r) for r in routes)}* (UTC): "
-            f"{sum(waiting.values())} waiting; {done or 'nothing settled yet'}."
-        )
+        tally = await self._digest.today(routes=routes)
+        names = ", ".join(escape(r) for r in routes)
+        return f"*Today in {names}* (UTC): {tally_words(tally)}."
 
     # -- replies -----------------------------------------------------------------------
 

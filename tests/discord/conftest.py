@@ -12,6 +12,8 @@ import pytest
 from adapters.discord.bot import DiscordReviews, DiscordSurface, SignoffBot
 from bot.app import System, build
 from bot.auth import Integrator
+from bot.digest import Digest
+from bot.reader import InboxReader
 from bot.routes import parse_routes
 from bot.settings import load_settings
 from storage.migrate import upgrade
@@ -43,6 +45,11 @@ class DiscordWorld:
             reader=self.system.reader,
             routes=self.system.routes,
             web_url="http://127.0.0.1:8000",
+            digest=Digest(
+                inbox=InboxReader(sessions=self.system.sessions, routes=self.system.routes),
+                routes=self.system.routes,
+                clock=self.system.clock,
+            ),
         )
 
 

@@ -124,3 +124,14 @@ async def test_buttons_and_modals_work_across_a_restart(world: DiscordWorld) -> 
     assert (await world.system.reader.get(item_id=item_id)).state == "rejected"
     await world.lead.click(other_message, custom_id=f"signoff:approve:{other_id}")
     assert (await world.system.reader.get(item_id=other_id)).state == "approved"
+
+
+async def test_slash_commands_queue_and_stats(world: DiscordWorld) -> None:
+    item_id, _ = await post(world)
+    queue = await world.lead.slash(world.channel, "signoff queue")
+    assert queue.ephemeral and queue.response.content.startswith("**1 waiting for you**")
+    assert f"/items/{item_id})" in queue.response.content
+    nothing = await world.intern.slash(world.channel, "signoff queue")
+    assert nothing.response.content == "Nothing is waiting for you."
+    stats = await world.lead.slash(world.channel, "signoff stats")
+    assert stats.response.content == "**Today in code** (UTC): 1 waiting; nothing settled yet."

@@ -1,0 +1,79 @@
+"""Everything Discord, wired: the bot, the surface, the review handler, and its
+connection. The composition root makes one when ``SIGNOFF_DISCORD_TOKEN`` is set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+
+from adapters.discord.bot import DiscordReviews, DiscordSurface, SignoffBot
+from bot.digest import Digest
+from bot.reader import ItemReader
+from bot.routes import RouteTable
+from bot.service import ReviewService
+
+log = logging.getLogger("signoff.discord")
+
+
+@dataclass
+class DiscordEdge:
+    bot: SignoffBot
+    surface: DiscordSurface
+    token: str
+    api_url: str
+    gateway_url: str
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def connect(
+        self,
+        *,
+        service: ReviewService,
+        reader: ItemReader,
+        routes: RouteTable,
+        web_url: str,
+        digest: Digest,
+    ) -> None:
+        self.bot.reviews = DiscordReviews(
+            service=service, reader=reader, routes=routes, web_url=web_url, digest=digest
+        )
+
+    async def start(self) -> None:
+        """Log in over REST, then keep the gateway connection in the background."""
+        # discord.py reads both from class attributes: one bot per process.
+        discord.http.Route.BASE = self.api_url.rstrip("/")
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        await self.bot.login(self.token)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.bot.connect(reconnect=True)
+        except Exception:
+            log.exception("discord: the gateway connection ended")
+
+    async def stop(self) -> None:
+        await self.bot.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def discord_edge(
+    *, token: str, api_url: str, gateway_url: str, web_url: str, guild_ids: Sequence[int] = ()
+) -> DiscordEdge:
+    bot = SignoffBot(guild_ids=guild_ids)
+    return DiscordEdge(
+        bot=bot,
+        surface=DiscordSurface(client=bot, web_url=web_url),
+        token=token,
+        api_url=api_url,
+        gateway_url=gateway_url,
+    )
