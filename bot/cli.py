@@ -282,15 +282,19 @@ def decide(
 
 @app.command("manifest")
 def manifest_command(
-    platform: Annotated[str, typer.Argument(help="slack")],
+    platform: Annotated[str, typer.Argument(help="slack or discord")],
     url: Annotated[str, typer.Option(help="Where Slack reaches signoff (https://...).")] = (
         "https://signoff.example.com"
     ),
     socket: Annotated[bool, typer.Option("--socket", help="Socket Mode: no public URL.")] = False,
+    app_id: Annotated[str | None, typer.Option(help="Discord application id.")] = None,
 ) -> None:
-    """Print the app manifest to create the Slack app from."""
+    """Print the Slack app manifest, or the Discord install URL and manifest."""
+    if platform == "discord":
+        _discord_manifest(app_id)
+        return
     if platform != "slack":
-        raise ConfigError(f"manifest: unknown platform {platform!r}; known: slack")
+        raise ConfigError(f"manifest: unknown platform {platform!r}; known: slack, discord")
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"--url: must be an http(s) URL, got {url!r}")
     try:
@@ -300,6 +304,21 @@ def manifest_command(
             f"Slack support is not installed (pip install 'signoff[slack]'): {exc}"
         ) from None
     print(manifest_yaml(url=url, socket_mode=socket), end="")
+
+
+def _discord_manifest(app_id: str | None) -> None:
+    try:
+        from adapters.discord.manifest import install_url, manifest_json
+    except ImportError as exc:
+        raise ConfigError(
+            f"Discord support is not installed (pip install 'signoff[discord]'): {exc}"
+        ) from None
+    if app_id is None:
+        print(manifest_json(), end="")
+        return
+    if not app_id.isdigit():
+        raise ConfigError(f"--app-id: expected the application's numeric id, got {app_id!r}")
+    print(install_url(app_id))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ after that reaches the clicker as an ephemeral follow-up.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -164,11 +165,23 @@ class DiscordSurface:
     async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
         target = await self._channel(int(ref["channel"]))
         message = card_message(card, web_url=f"{self._web_url}/items/{card.item_id}")
-        await target.get_partial_message(int(ref["message"])).edit(
-            embed=message.embed,
-            view=card_view(card),
-            allowed_mentions=message.allowed_mentions,
+        posted = target.get_partial_message(int(ref["message"]))
+        await posted.edit(
+            embed=message.embed, view=card_view(card), allowed_mentions=message.allowed_mentions
         )
+        if card.edit_diff and not card.actions:  # settled with an edit: what changed
+            thread = await posted.create_thread(name=f"Edit of {card.title}"[:100])
+            diff = card.edit_diff.replace("```", "`\u200b``")
+            quiet = discord.AllowedMentions.none()
+            if len(diff) <= 1900:
+                await thread.send(f"```diff\n{diff}\n```", allowed_mentions=quiet)
+            else:
+                edit_file = discord.File(
+                    io.BytesIO(card.edit_diff.encode()), filename=f"{card.item_id}-edit.diff"
+                )
+                await thread.send(
+                    "What the reviewer changed:", file=edit_file, allowed_mentions=quiet
+                )
 
     async def nudge(
         self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
@@ -266,6 +279,15 @@ class DiscordReviews:
             await interaction.response.send_message(_words(exc), ephemeral=True)
             return
         if verb == "edit":
+            too_long = _too_long(item)
+            if too_long:
+                await interaction.response.send_message(
+                    f"The {too_long} is longer than a Discord form holds ({MAX_INPUT:,} "
+                    f"characters): edit it in the web editor, {self._web_url}/items/{item.id}",
+                    ephemeral=True,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                return
             await interaction.response.send_modal(self._edit_modal(item))
             return
         if verb == "reject":
@@ -315,8 +337,8 @@ class DiscordReviews:
         for name in get_kind(item.kind).editable[:5]:  # Discord allows five inputs
             value = content.get(name)
             text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
-            if len(text) > MAX_INPUT or name == "html":
-                continue  # too long for a Discord form: the web editor has it
+            if name == "html":
+                continue  # the HTML version is edited in the web editor
             modal.add_item(
                 discord.ui.TextInput(
                     label=name.capitalize(),
@@ -355,6 +377,17 @@ class DiscordReviews:
             )
         )
         return modal
+
+
+def _too_long(item: ItemPublic) -> str | None:
+    """The first editable field too long for a Discord text input, if any."""
+    content = item.final_content or item.content
+    for name in get_kind(item.kind).editable:
+        value = content.get(name)
+        text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
+        if name != "html" and len(text) > MAX_INPUT:
+            return name
+    return None
 
 
 def _plain(text: str) -> str:

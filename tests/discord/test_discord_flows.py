@@ -135,3 +135,22 @@ async def test_slash_commands_queue_and_stats(world: DiscordWorld) -> None:
     assert nothing.response.content == "Nothing is waiting for you."
     stats = await world.lead.slash(world.channel, "signoff stats")
     assert stats.response.content == "**Today in code** (UTC): 1 waiting; nothing settled yet."
+
+
+async def test_an_edit_posts_its_diff_in_a_thread(world: DiscordWorld) -> None:
+    item_id, message = await post(world)
+    shown = await world.lead.click(message, custom_id=f"signoff:edit:{item_id}")
+    await world.lead.submit_modal(shown, {"title": "Bump a to 3", "diff": DIFF})
+    [thread] = world.channel.threads
+    reply = thread.last_message
+    assert "-title: Bump a" in reply.content and "+title: Bump a to 3" in reply.content
+
+
+async def test_a_field_too_long_for_a_discord_form_links_to_the_web_editor(
+    world: DiscordWorld,
+) -> None:
+    item_id, message = await post(world, description="x" * 4500)
+    result = await world.lead.click(message, custom_id=f"signoff:edit:{item_id}")
+    assert result.ephemeral and result.modal is None
+    assert "description is longer than a Discord form holds" in result.response.content
+    assert f"/items/{item_id}" in result.response.content
