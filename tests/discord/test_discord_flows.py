@@ -154,3 +154,23 @@ async def test_a_field_too_long_for_a_discord_form_links_to_the_web_editor(
     assert result.ephemeral and result.modal is None
     assert "description is longer than a Discord form holds" in result.response.content
     assert f"/items/{item_id}" in result.response.content
+
+
+async def test_a_3000_line_diff_posts_with_the_whole_diff_attached(world: DiscordWorld) -> None:
+    diff = "--- a/x.py\n+++ b/x.py\n@@ -1,3000 +1,3000 @@\n" + "".join(
+        f"-old_{n} = {n}\n+new_{n} = {n}\n" for n in range(1500)
+    )
+    data = ItemCreate(
+        route="code",
+        kind="code_change",
+        title="Big",
+        confidence=0.5,
+        content={"repository": "o/r", "title": "Big", "diff": diff},
+    )
+    await world.system.service.submit(integrator=world.integrator, data=data)
+    await world.env.settle()
+    message = world.channel.last_message
+    [attachment] = message.attachments
+    assert attachment.filename.endswith(".diff")
+    assert (await attachment.read()).decode() == diff
+    assert len(message.embeds[0]) <= 6000
