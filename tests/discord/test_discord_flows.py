@@ -174,3 +174,18 @@ async def test_a_3000_line_diff_posts_with_the_whole_diff_attached(world: Discor
     assert attachment.filename.endswith(".diff")
     assert (await attachment.read()).decode() == diff
     assert len(message.embeds[0]) <= 6000
+
+
+async def test_a_decision_elsewhere_updates_the_discord_card(world: DiscordWorld) -> None:
+    item_id, _ = await post(world)
+    await world.system.service.decide(
+        item_id=item_id,
+        action="reject",
+        reason_code="breaks tests",
+        actor=Actor(surface="slack", user_id="U1", name="sam"),
+    )
+    await world.env.settle()
+    card = world.channel.last_message
+    assert all(c.disabled for row in card.components for c in row.children)
+    status = next(f.value for f in card.embeds[0].fields if f.name == "Status")
+    assert status.startswith("Rejected by sam: breaks tests")
