@@ -37,6 +37,7 @@ class DiscordWorld:
     lead: Any
     intern: Any
     tmp: Path
+    rita: Any  # has the reviewers role
 
     def wire(self, bot: SignoffBot) -> None:
         """Give a (new) bot the review handler, as the composition root does."""
@@ -59,13 +60,15 @@ async def world(simcord_env: Any, tmp_path: Path) -> AsyncIterator[DiscordWorld]
     channel = guild.create_text_channel("code-review")
     lead = guild.add_member(simcord_env.create_user("lead"))
     intern = guild.add_member(simcord_env.create_user("intern"))
+    reviewers = guild.create_role("reviewers")
+    rita = guild.add_member(simcord_env.create_user("rita"), roles=[reviewers])
     receiver = await Receiver().start()
     routes = parse_routes(
         {
             "routes": {
                 "code": {
                     "surfaces": [{"type": "discord", "channel": str(channel.id)}],
-                    "reviewers": {"discord": [str(lead.id)]},
+                    "reviewers": {"discord": [str(lead.id), str(reviewers.id)]},
                     "reject_reasons": ["breaks tests"],
                     "target": {"type": "webhook", "url": f"{receiver.url}/release"},
                     "callback_hosts": ["127.0.0.1"],
@@ -87,7 +90,7 @@ async def world(simcord_env: Any, tmp_path: Path) -> AsyncIterator[DiscordWorld]
     integrator = await system.keys.authenticate(key.api_key)
     assert integrator is not None
     world = DiscordWorld(
-        simcord_env, bot, system, integrator, receiver, channel, lead, intern, tmp_path
+        simcord_env, bot, system, integrator, receiver, channel, lead, intern, tmp_path, rita
     )
     world.wire(bot)
     try:

@@ -189,3 +189,10 @@ async def test_a_decision_elsewhere_updates_the_discord_card(world: DiscordWorld
     assert all(c.disabled for row in card.components for c in row.children)
     status = next(f.value for f in card.embeds[0].fields if f.name == "Status")
     assert status.startswith("Rejected by sam: breaks tests")
+
+
+async def test_a_member_with_a_reviewer_role_may_decide(world: DiscordWorld) -> None:
+    item_id, message = await post(world)
+    await world.rita.click(message, custom_id=f"signoff:approve:{item_id}")
+    item = await world.system.reader.get(item_id=item_id)
+    assert item.outcome == "approved" and item.decisions[-1].actor_name == "rita"
