@@ -227,6 +227,32 @@ class ReviewService:
             return item
         raise Conflict(f"item {item_id} is changing too fast; try again")
 
+    async def precheck(
+        self,
+        *,
+        item_id: str,
+        action: Action | str,
+        actor: Actor,
+        content: Mapping[str, Any] | None = None,
+        reason_code: str | None = None,
+    ) -> None:
+        """Raise what ``decide`` would raise for bad input (InvalidInput, NotAllowed,
+        NotFound), without deciding: lets a surface answer a form within its deadline and
+        decide after. Races are still settled by ``decide`` itself."""
+        action = Action(action)
+        async with self._sessions() as session:
+            row = await item_store.get_item(session, item_id=item_id)
+        if row is None:
+            raise NotFound(f"no item {item_id}")
+        route = self._route(row.route)
+        self._check_allowed(row=row, route=route, action=action, actor=actor)
+        if action == Action.edit:
+            if content is None:
+                raise InvalidInput("an edit needs the edited content", field="content")
+            validate_edit(get_kind(row.kind), row.final_content or row.content, dict(content))
+        if action == Action.reject and reason_code is not None:
+            _check_reason(route, reason_code, "-")
+
     async def _try_decide(
         self,
         *,
@@ -252,7 +278,9 @@ class ReviewService:
             if action == Action.edit:
                 if content is None:
                     raise InvalidInput("an edit needs the edited content", field="content")
-                edited = validate_edit(get_kind(row.kind), row.content, dict(content))
+                edited = validate_edit(  # on top of an earlier (quorum) edit, not the original
+                    get_kind(row.kind), row.final_content or row.content, dict(content)
+                )
             if action == Action.reject:
                 _check_reason(route, reason_code, reason_text)
             votes = [*votes_of(history), Vote(action, actor.key)]
@@ -399,7 +427,7 @@ def _decision(
         surface=actor.surface,
         actor_id=actor.user_id,
         actor_name=actor.name,
-        content_before=row.final_content or row.content if edited is not None else None,
+        content_before=(row.final_content or row.content) if edited is not None else None,
         content_after=edited,
         reason_code=reason_code,
         reason_text=reason_text,

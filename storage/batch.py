@@ -48,6 +48,11 @@ class GroupWriter:
                 for rows, done in batch:
                     await self._alone(rows, done)
                 continue
+            except BaseException:  # cancelled (shutdown): nobody may wait forever
+                for _, done in [*batch, *self._queue]:
+                    done.cancel()
+                self._queue = []
+                raise
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)

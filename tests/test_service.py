@@ -283,3 +283,39 @@ async def test_hundred_concurrent_submits_with_one_key_make_one_item(
     assert len(surface.posts) == 1  # posted once, by the submit that created it
     page = await system.reader.page(integrator_id=integrator.id)
     assert len(page.items) == 1
+
+
+async def test_a_second_edit_builds_on_the_first(system: System, integrator: Integrator) -> None:
+    item = (await system.service.submit(integrator=integrator, data=draft("pair"))).item
+    await system.service.decide(
+        item_id=item.id,
+        action="edit",
+        actor=web("ann"),
+        content={"body": "Hi Jane, corrected body"},
+    )
+    done = await system.service.decide(
+        item_id=item.id, action="edit", actor=web("bob"), content={"subject": "Refund issued"}
+    )
+    assert done.state == "pending"  # bob's edit restarted the count
+    done = await system.service.decide(item_id=item.id, action="approve", actor=web("ann"))
+    assert done.final_content is not None
+    assert done.final_content["subject"] == "Refund issued"
+    assert done.final_content["body"] == "Hi Jane, corrected body"  # ann's edit kept
+
+
+async def test_precheck_raises_what_decide_would_without_deciding(
+    system: System, integrator: Integrator
+) -> None:
+    item = (await system.service.submit(integrator=integrator, data=draft("strict"))).item
+    with pytest.raises(NotAllowed):
+        await system.service.precheck(item_id=item.id, action="approve", actor=web("intern"))
+    with pytest.raises(InvalidInput, match=r"content\.to"):
+        await system.service.precheck(
+            item_id=item.id, action="edit", actor=web("lead"), content={"to": ["nope"]}
+        )
+    with pytest.raises(InvalidInput, match="reason_code"):
+        await system.service.precheck(
+            item_id=item.id, action="reject", actor=web("lead"), reason_code="bogus"
+        )
+    await system.service.precheck(item_id=item.id, action="approve", actor=web("lead"))
+    assert (await system.reader.get(item_id=item.id)).state == "pending"

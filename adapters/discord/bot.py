@@ -91,6 +91,8 @@ class SignoffBot(discord.Client):
 
     def __init__(self, *, guild_ids: Sequence[int] = (), **options: Any) -> None:
         intents = discord.Intents.default()
+        # Nothing signoff sends may ping anyone unless a call says so explicitly.
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(intents=intents, **options)
         self.reviews: DiscordReviews | None = None
         self.tree = app_commands.CommandTree(self)
@@ -276,7 +278,9 @@ class DiscordReviews:
             item = await self._reader.get(item_id=item_id)
             self._check(actor, item, verb)
         except SignoffError as exc:
-            await interaction.response.send_message(_words(exc), ephemeral=True)
+            await interaction.response.send_message(
+                _words(exc), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
             return
         if verb == "edit":
             too_long = _too_long(item)
@@ -327,7 +331,9 @@ class DiscordReviews:
     ) -> None:
         if not isinstance(exc, SignoffError):
             log.exception("discord: %s failed", verb)
-        await interaction.followup.send(_words(exc), ephemeral=True)
+        await interaction.followup.send(
+            _words(exc), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
 
     def _edit_modal(self, item: ItemPublic) -> discord.ui.Modal:
         modal = discord.ui.Modal(

@@ -149,10 +149,20 @@ class SlackInteractions:
         **decision: Any,
     ) -> None:
         user = body.get("user") or {}
-        try:
+        try:  # quick checks first: Slack closes the modal only on an ack within 3 s
             item = await self._reader.get(item_id=item_id)
             actor = await self._actor(user, item.route)
-            await self._service.decide(item_id=item_id, action=verb, actor=actor, **decision)
+            await self._service.precheck(
+                item_id=item_id,
+                action=verb,
+                actor=actor,
+                content=decision.get("content"),
+                reason_code=decision.get("reason_code"),
+            )
+            if verb == "reject" and not (
+                decision.get("reason_code") or decision.get("reason_text")
+            ):
+                raise InvalidInput("give a reason or some details", field="reason_text")
         except InvalidInput as exc:  # shown in the modal, which stays open
             await ack(
                 response_action="errors",
@@ -163,7 +173,11 @@ class SlackInteractions:
             await ack()
             await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
             return
-        await ack()
+        await ack()  # then decide (and update every surface's card) after the deadline
+        try:
+            await self._service.decide(item_id=item_id, action=verb, actor=actor, **decision)
+        except Exception as exc:
+            await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         """``/signoff queue``: items waiting for you; ``/signoff stats``: today's numbers

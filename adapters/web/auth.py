@@ -32,7 +32,8 @@ class WebUser:
         return self.routes is None or route in self.routes
 
     def csrf_ok(self, presented: str | None) -> bool:
-        return presented is not None and hmac.compare_digest(presented, self.csrf)
+        # As bytes: compare_digest refuses non-ASCII str, and a forged token is a 403.
+        return presented is not None and hmac.compare_digest(presented.encode(), self.csrf.encode())
 
 
 def _digest(token: str) -> str:

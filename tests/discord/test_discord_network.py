@@ -101,8 +101,12 @@ async def test_card_over_rest_and_a_click_over_the_gateway(
             decided = await system.reader.get(item_id=item.id)
             assert decided.outcome == "approved"
             assert decided.decisions[-1].actor_id == str(lead_id)
+            deadline = time.monotonic() + 5
+            while not fake.requests_to("PATCH", f"/messages/{message['id']}"):
+                assert time.monotonic() < deadline, "the card was not edited"
+                await asyncio.sleep(0.01)
             edits = fake.requests_to("PATCH", f"/messages/{message['id']}")
-            assert edits and edits[-1].status == 200  # the card was edited in place
+            assert edits[-1].status == 200  # the card was edited in place
         finally:
             await system.discord.stop()
             await system.close()

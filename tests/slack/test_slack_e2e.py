@@ -118,10 +118,11 @@ async def test_edit_opens_a_modal_and_releases_the_edited_version(world: SlackWo
         )
     )
     assert good.status_code == 200 and not good.content  # a plain ack closes the modal
-    item = await world.system.reader.get(item_id=item_id)
+    item = await eventually(lambda: _settled(world, item_id))  # decided after the ack
     assert item.outcome == "edited" and item.final_content is not None
     assert item.final_content["subject"] == "Refund issued"
-    updated = json.dumps(world.slack.calls_to("chat.update")[-1].params["blocks"])
+    [update] = await eventually(lambda: world.slack.calls_to("chat.update"))
+    updated = json.dumps(update.params["blocks"])
     assert "Edited and approved by u0agent1" in updated
     [reply] = await eventually(
         lambda: [m for m in world.slack.messages[CHANNEL] if m["thread_ts"] == ts]
@@ -160,7 +161,7 @@ async def test_reject_modal_stores_the_reason_and_calls_back(world: SlackWorld) 
             },
         )
     )
-    item = await world.system.reader.get(item_id=item_id)
+    item = await eventually(lambda: _settled(world, item_id))
     assert (item.state, item.decisions[-1].reason_code) == ("rejected", "wrong facts")
     await world.system.worker.run_once()
     [callback] = world.receiver.accepted()

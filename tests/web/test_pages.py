@@ -84,7 +84,11 @@ async def test_post_without_the_csrf_token_is_refused(
 ) -> None:
     item_id = await item(system, integrator, "support")
     csrf = await sign_in(anon, system, "ann", ["support"])
-    for form in ({"action": "approve"}, {"action": "approve", "csrf": "forged"}):
+    for form in (
+        {"action": "approve"},
+        {"action": "approve", "csrf": "forged"},
+        {"action": "approve", "csrf": "é"},
+    ):
         answer = await anon.post(f"/items/{item_id}/decide", data=form)
         assert answer.status_code == 403 and "CSRF" in answer.text
     assert (await system.reader.get(item_id=item_id)).state == "pending"
