@@ -162,6 +162,11 @@ KINDS: dict[str, Kind] = {
 }
 
 
+# How editors show fields: lists one item a line, long texts as multi-line boxes.
+LIST_FIELDS = frozenset({"to", "cc", "labels"})
+LONG_FIELDS = frozenset({"body", "html", "description", "diff", "text"})
+
+
 def get_kind(name: str) -> Kind:
     """The kind called ``name``; InvalidInput naming the known kinds otherwise."""
     try:

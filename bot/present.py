@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.card import ReviewCard
+from bot.errors import Winner
 from bot.kinds import get_kind
 from bot.routes import Route
 from bot.schemas import DecisionPublic, ItemPublic
@@ -82,6 +83,12 @@ def status_line(item: ItemPublic) -> str | None:
     if final is None:
         return item.state.capitalize()
     return describe(final)
+
+
+def already_decided(winner: Winner) -> str:
+    """What a late clicker is told: ``Already approved by ann at 10:42 UTC (2026-01-05).``"""
+    verb = _VERBS.get(winner.action, winner.action).lower()
+    return f"Already {verb} by {winner.actor_name} at {winner.at:%H:%M} UTC ({winner.at:%Y-%m-%d})."
 
 
 def describe(decision: DecisionPublic) -> str:

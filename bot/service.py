@@ -236,19 +236,20 @@ class ReviewService:
         content: Mapping[str, Any] | None = None,
         reason_code: str | None = None,
     ) -> None:
-        """Raise what ``decide`` would raise for bad input (InvalidInput, NotAllowed,
-        NotFound), without deciding: lets a surface answer a form within its deadline and
-        decide after. Races are still settled by ``decide`` itself."""
+        """Raise what ``decide`` would raise (Conflict naming who settled the item,
+        NotAllowed, InvalidInput, NotFound), without deciding: lets a surface answer
+        within its deadline and decide after. Races are still settled by ``decide``."""
         action = Action(action)
         async with self._sessions() as session:
             row = await item_store.get_item(session, item_id=item_id)
-        if row is None:
-            raise NotFound(f"no item {item_id}")
+            if row is None:
+                raise NotFound(f"no item {item_id}")
+            if row.state != ItemState.pending:
+                history = await item_store.decisions_for(session, item_ids=[item_id])
+                raise _already_settled(row, history)
         route = self._route(row.route)
         self._check_allowed(row=row, route=route, action=action, actor=actor)
-        if action == Action.edit:
-            if content is None:
-                raise InvalidInput("an edit needs the edited content", field="content")
+        if action == Action.edit and content is not None:  # None: the form is not filled yet
             validate_edit(get_kind(row.kind), row.final_content or row.content, dict(content))
         if action == Action.reject and reason_code is not None:
             _check_reason(route, reason_code, "-")

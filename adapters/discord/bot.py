@@ -21,16 +21,16 @@ from discord import app_commands
 from adapters.discord.embeds import card_message
 from bot.card import ReviewCard
 from bot.digest import Digest, tally_words
-from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError, Winner
-from bot.kinds import get_kind
+from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError
+from bot.kinds import LIST_FIELDS, get_kind
 from bot.ports import Actor
+from bot.present import already_decided
 from bot.reader import ItemReader
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
 from bot.service import ReviewService
 
 log = logging.getLogger("signoff.discord")
-_LIST_FIELDS = {"to", "cc", "labels"}
 MAX_INPUT = 4000  # Discord's limit for a text input
 _MODAL = re.compile(r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)$")
 
@@ -243,41 +243,23 @@ class DiscordReviews:
         roles = tuple(str(r.id) for r in getattr(user, "roles", ()))
         return Actor(surface="discord", user_id=str(user.id), name=user.display_name, groups=roles)
 
-    def _check(self, actor: Actor, item: ItemPublic, verb: str) -> None:
-        route = self._routes.get(item.route)
-        if route is None or not route.may_decide(
-            surface="discord", user_id=actor.user_id, groups=actor.groups
-        ):
-            log.warning(
-                "discord: %s (%s) may not %s %s on route %s",
-                actor.name,
-                actor.user_id,
-                verb,
-                item.id,
-                item.route,
-            )
-            raise NotAllowed(f"you are not a reviewer of route {item.route!r}")
-        if item.state != "pending" and item.decisions:
-            last = item.decisions[-1]
-            raise Conflict(
-                f"item {item.id} is already {item.state}",
-                winner=Winner(
-                    actor_name=last.actor_name,
-                    actor_id=last.actor_id,
-                    surface=last.surface,
-                    action=last.action,
-                    at=last.at,
-                ),
-            )
-
     async def on_button(
         self, interaction: discord.Interaction[Any], verb: str, item_id: str
     ) -> None:
         actor = self._actor(interaction.user)
         try:
             item = await self._reader.get(item_id=item_id)
-            self._check(actor, item, verb)
+            await self._service.precheck(item_id=item_id, action=verb, actor=actor)
         except SignoffError as exc:
+            if isinstance(exc, NotAllowed):
+                log.warning(
+                    "discord: %s (%s) may not %s %s: %s",
+                    actor.name,
+                    actor.user_id,
+                    verb,
+                    item_id,
+                    exc.message,
+                )
             await interaction.response.send_message(
                 _words(exc), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
@@ -342,7 +324,7 @@ class DiscordReviews:
         content = item.final_content or item.content
         for name in get_kind(item.kind).editable[:5]:  # Discord allows five inputs
             value = content.get(name)
-            text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
+            text = "\n".join(value or []) if name in LIST_FIELDS else str(value or "")
             if name == "html":
                 continue  # the HTML version is edited in the web editor
             modal.add_item(
@@ -390,7 +372,7 @@ def _too_long(item: ItemPublic) -> str | None:
     content = item.final_content or item.content
     for name in get_kind(item.kind).editable:
         value = content.get(name)
-        text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
+        text = "\n".join(value or []) if name in LIST_FIELDS else str(value or "")
         if name != "html" and len(text) > MAX_INPUT:
             return name
     return None
@@ -421,7 +403,7 @@ def _modal_values(interaction: discord.Interaction[Any]) -> dict[str, str]:
 def _edited(item: ItemPublic, values: Mapping[str, str]) -> dict[str, Any]:
     edited: dict[str, Any] = {}
     for name, raw in values.items():
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             edited[name] = [p.strip() for p in raw.replace(",", "\n").splitlines() if p.strip()]
         else:
             edited[name] = raw
@@ -430,11 +412,7 @@ def _edited(item: ItemPublic, values: Mapping[str, str]) -> dict[str, Any]:
 
 def _words(exc: Exception) -> str:
     if isinstance(exc, Conflict) and exc.winner is not None:
-        w = exc.winner
-        verb = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}.get(
-            w.action, w.action.replace("_", "-") + "d"
-        )
-        return f"Already {verb} by {w.actor_name} at {w.at:%H:%M} UTC ({w.at:%Y-%m-%d})."
+        return already_decided(exc.winner)
     if isinstance(exc, SignoffError | InvalidInput):
         return exc.message[:1].upper() + exc.message[1:] + "."
     return "Something went wrong (logged). Please try again."

@@ -23,12 +23,12 @@ from bot.clock import Clock
 from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.ports import Actor
+from bot.present import already_decided
 from bot.reader import InboxReader, ItemReader
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
 log = logging.getLogger("signoff.slack")
-_VERBS = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}
 
 
 class SlackInteractions:
@@ -72,21 +72,6 @@ class SlackInteractions:
         name = str(user.get("username") or user.get("name") or user_id)
         return Actor(surface="slack", user_id=user_id, name=name, groups=groups)
 
-    async def _check(self, actor: Actor, route_name: str, action: str, item_id: str) -> None:
-        route = self._routes.get(route_name)
-        if route is None or not route.may_decide(
-            surface="slack", user_id=actor.user_id, groups=actor.groups
-        ):
-            log.warning(
-                "slack: %s (%s) may not %s %s on route %s",
-                actor.name,
-                actor.user_id,
-                action,
-                item_id,
-                route_name,
-            )
-            raise NotAllowed(f"you are not a reviewer of route {route_name!r}")
-
     # -- listeners ---------------------------------------------------------------------
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -102,11 +87,7 @@ class SlackInteractions:
         try:
             item = await self._reader.get(item_id=item_id)
             actor = await self._actor(user, item.route)
-            await self._check(actor, item.route, verb, item_id)
-            if item.state != "pending":
-                await self._service.decide(
-                    item_id=item_id, action=verb, actor=actor, reason_text="-"
-                )  # raises Conflict naming the winner
+            await self._service.precheck(item_id=item_id, action=verb, actor=actor)
             if verb == "approve":
                 await self._service.decide(item_id=item_id, action="approve", actor=actor)
             elif verb == "edit":
@@ -227,12 +208,10 @@ class SlackInteractions:
     async def _tell(
         self, channel: str | None, user: str | None, exc: Exception, *, verb: str, item_id: str
     ) -> None:
+        if isinstance(exc, NotAllowed):
+            log.warning("slack: %s may not %s %s: %s", user, verb, item_id, exc.message)
         if isinstance(exc, Conflict) and exc.winner is not None:
-            w = exc.winner
-            text = (
-                f"Already {_VERBS.get(w.action, w.action.replace('_', '-') + 'd')} by "
-                f"{escape(w.actor_name)} at {w.at:%H:%M} UTC ({w.at:%Y-%m-%d})."
-            )
+            text = escape(already_decided(exc.winner))
         elif isinstance(exc, NotAllowed | Conflict | NotFound | InvalidInput):
             text = escape(exc.message[:1:].upper() + exc.message[1:]) + "."
         elif isinstance(exc, SignoffError):

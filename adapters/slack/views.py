@@ -6,14 +6,12 @@ import json
 from typing import Any
 
 from adapters.slack.blocks import escape
-from bot.kinds import get_kind
+from bot.kinds import LIST_FIELDS, LONG_FIELDS, get_kind
 from bot.schemas import ItemPublic
 
 MAX_INPUT = 3000  # Slack's limit for a plain_text_input value
 EDIT = "signoff:edit"
 REJECT = "signoff:reject"
-_LIST_FIELDS = {"to", "cc", "labels"}
-_LONG_FIELDS = {"body", "html", "description", "diff", "text"}
 _OPTIONAL = {"cc", "html", "description"}
 
 
@@ -44,8 +42,8 @@ def edit_modal(item: ItemPublic, *, channel: str | None, web_url: str) -> dict[s
     blocks: list[dict[str, Any]] = []
     for name in get_kind(item.kind).editable:
         value = content.get(name)
-        text = "\n".join(value or []) if name in _LIST_FIELDS else str(value or "")
-        label = name.capitalize() + (" (one per line)" if name in _LIST_FIELDS else "")
+        text = "\n".join(value or []) if name in LIST_FIELDS else str(value or "")
+        label = name.capitalize() + (" (one per line)" if name in LIST_FIELDS else "")
         if name == "proposed":
             options = [{"text": _plain(o), "value": o} for o in content.get("options", [])][:100]
             chosen = next((o for o in options if o["value"] == value), None)
@@ -72,7 +70,7 @@ def edit_modal(item: ItemPublic, *, channel: str | None, web_url: str) -> dict[s
             element = {
                 "type": "plain_text_input",
                 "action_id": "value",
-                "multiline": name in _LONG_FIELDS or name in _LIST_FIELDS,
+                "multiline": name in LONG_FIELDS or name in LIST_FIELDS,
             }
             if text:
                 element["initial_value"] = text
@@ -107,7 +105,7 @@ def read_edit(view: dict[str, Any]) -> dict[str, Any]:
             edited[name] = (value.get("selected_option") or {}).get("value")
             continue
         raw = value.get("value") or ""
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             edited[name] = [
                 line.strip() for line in raw.replace(",", "\n").splitlines() if line.strip()
             ]

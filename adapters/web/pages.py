@@ -37,6 +37,7 @@ from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.kinds import KINDS
 from bot.ports import Actor
+from bot.present import already_decided
 from bot.reader import InboxReader, ItemReader
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
@@ -335,9 +336,5 @@ class WebConsole:
 
 def _notice(exc: SignoffError) -> str:
     if isinstance(exc, Conflict) and exc.winner is not None:
-        w = exc.winner
-        verb = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}.get(
-            w.action, w.action.replace("_", "-") + "d"
-        )
-        return f"Already {verb} by {w.actor_name} at {w.at:%Y-%m-%d %H:%M} UTC."
+        return already_decided(exc.winner)
     return exc.message

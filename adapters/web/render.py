@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bot.kinds import get_kind
+from bot.kinds import LIST_FIELDS, LONG_FIELDS, get_kind
 from bot.present import content_diff
 from bot.schemas import ItemPublic
 from storage.models import DeliveryAttempt
@@ -67,22 +67,18 @@ class EditField:
     options: tuple[str, ...] = ()
 
 
-_LIST_FIELDS = {"to", "cc", "labels"}
-_LONG_FIELDS = {"body", "html", "description", "diff", "text"}
-
-
 def edit_fields(item: ItemPublic) -> list[EditField]:
     """The kind's editable fields, prefilled with the current version."""
     content = item.final_content or item.content
     fields = []
     for name in get_kind(item.kind).editable:
         value = content.get(name)
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             fields.append(EditField(name, name.capitalize(), "lines", "\n".join(value or [])))
         elif name == "proposed":
             options = tuple(content.get("options", ()))
             fields.append(EditField(name, "Proposed", "select", str(value), options))
-        elif name in _LONG_FIELDS:
+        elif name in LONG_FIELDS:
             fields.append(EditField(name, name.capitalize(), "textarea", value or ""))
         else:
             fields.append(EditField(name, name.capitalize(), "text", str(value or "")))
@@ -97,7 +93,7 @@ def parse_edit(item: ItemPublic, form: Mapping[str, str]) -> dict[str, Any]:
         if raw is None:
             continue
         raw = raw.replace("\r\n", "\n")
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             edited[name] = [p.strip() for p in re.split(r"[\n,]", raw) if p.strip()]
         elif name == "html":
             edited[name] = raw or None

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from adapters.discord.embeds import DESCRIPTION, TOTAL, card_message
-from bot.card import CardField, ReviewCard
+from tests.cards import sample_card
 
 URL = "http://127.0.0.1:8000/items/itm_1"
 
 
-def card(**overrides: object) -> ReviewCard:
-    base: dict[str, object] = {
-        "item_id": "itm_1",
-        "kind": "email",
-        "title": "Refund",
-        "route": "support",
-        "confidence": 0.82,
-        "requested_by": "sam",
-        "due": datetime(2026, 1, 5, 10, tzinfo=UTC),
-        "fields": (CardField("To", "jane@example.com"), CardField("Subject", "Your refund")),
-        "body": "Hi Jane",
-    }
-    return ReviewCard(**{**base, **overrides})  # type: ignore[arg-type]
+card = sample_card
 
 
 def test_an_email_card() -> None:

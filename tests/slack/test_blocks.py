@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from adapters.slack.blocks import (
     MAX_BLOCKS,
@@ -14,24 +13,13 @@ from adapters.slack.blocks import (
     fallback_text,
     parse_action_id,
 )
-from bot.card import CardField, ReviewCard
+from bot.card import CardField
+from tests.cards import sample_card
 
 URL = "http://127.0.0.1:8000/items/itm_1"
 
 
-def card(**overrides: object) -> ReviewCard:
-    base: dict[str, object] = {
-        "item_id": "itm_1",
-        "kind": "email",
-        "title": "Refund",
-        "route": "support",
-        "confidence": 0.82,
-        "requested_by": "sam",
-        "due": datetime(2026, 1, 5, 10, tzinfo=UTC),
-        "fields": (CardField("To", "jane@example.com"), CardField("Subject", "Your refund")),
-        "body": "Hi Jane",
-    }
-    return ReviewCard(**{**base, **overrides})  # type: ignore[arg-type]
+card = sample_card
 
 
 def texts(blocks: list[dict[str, object]]) -> str:
