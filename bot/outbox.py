@@ -18,8 +18,9 @@ CALLBACK = "callback"
 def planned_deliveries(
     *, item: ItemPublic, route: Route, now: datetime, max_attempts: int
 ) -> list[Delivery]:
-    """Outbox rows for a settled item: a release if approved and the route has a
-    target, and a callback if the integrator gave a ``callback_url``."""
+    """Outbox rows for a settled item: a release if its release is queued (approved,
+    or expired with ``on_expire: approve``, on a route with a target),
+    and a callback if the integrator gave a ``callback_url``."""
     rows: list[Delivery] = []
     snapshot = item.model_dump(mode="json")
 
@@ -38,7 +39,7 @@ def planned_deliveries(
             created_at=now,
         )
 
-    if item.state == "approved" and isinstance(route.target, WebhookTarget):
+    if item.release_state == "queued" and isinstance(route.target, WebhookTarget):
         rows.append(row(RELEASE, route.target.url, "item.released"))
     if item.callback_url:
         rows.append(row(CALLBACK, item.callback_url, "item.decided"))

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -21,23 +21,23 @@ from sqlmodel import SQLModel
 
 from bot.auth import Integrator
 from bot.clock import Clock
-from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, Winner
+from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.fanout import SurfaceFanout
 from bot.ids import new_item_id
 from bot.kinds import get_kind, validate_content, validate_edit
 from bot.notify import Notifier
-from bot.outbox import planned_deliveries
 from bot.policy import Vote, approvers, auto_decision
 from bot.ports import Actor
 from bot.routes import Route, RouteTable
 from bot.schemas import ItemCreate, ItemPublic
-from bot.states import Action, ItemState, ReleaseState, next_release_state, next_state
+from bot.settle import already_settled, new_decision, settle
+from bot.states import Action, ItemState, ReleaseState, next_state
 from bot.views import item_public, votes_of
 from storage import items as item_store
 from storage import outbox as outbox_store
 from storage.batch import GroupWriter
 from storage.db import SessionFactory
-from storage.models import Decision, Delivery, Item
+from storage.models import Item
 
 log = logging.getLogger("signoff.service")
 
@@ -49,14 +49,6 @@ _MAX_RACE_RETRIES = 500
 class Submitted:
     item: ItemPublic
     created: bool  # False: an idempotent replay returned the existing item
-
-
-@dataclass(frozen=True, slots=True)
-class _Settled:
-    values: dict[str, Any]
-    decision: Decision
-    deliveries: list[Delivery]
-    item: ItemPublic
 
 
 class _Stale(Exception):
@@ -136,18 +128,23 @@ class ReviewService:
             updated_at=now,
             due_at=data.due_at.astimezone(UTC) if data.due_at else None,
         )
+        first = route.first_step(posted_at=now)  # the escalation chain starts at posting
+        if first is not None:
+            row.next_step, row.step_due_at = first.index, first.due
         auto = auto_decision(route, data.confidence)
         if auto is None:
             rows: list[SQLModel] = [row]
             item = item_public(row, [], self._routes)
         else:
-            settled = self._settled(
+            settled = settle(
                 row=row,
                 history=[],
                 route=route,
+                routes=self._routes,
                 action=auto.action,
                 actor=POLICY_ACTOR,
                 now=now,
+                max_attempts=self._max_attempts,
                 reason_text=auto.reason,
             )
             rows = [row, settled.decision, *settled.deliveries]
@@ -246,7 +243,7 @@ class ReviewService:
                 raise NotFound(f"no item {item_id}")
             if row.state != ItemState.pending:
                 history = await item_store.decisions_for(session, item_ids=[item_id])
-                raise _already_settled(row, history)
+                raise already_settled(row, history)
         route = self._route(row.route)
         self._check_allowed(row=row, route=route, action=action, actor=actor)
         if action == Action.edit and content is not None:  # None: the form is not filled yet
@@ -272,7 +269,7 @@ class ReviewService:
             session.expunge(row)  # changes go through conditional updates only
             history = await item_store.decisions_for(session, item_ids=[item_id])
             if row.state != ItemState.pending:
-                raise _already_settled(row, history)
+                raise already_settled(row, history)
             route = self._route(row.route)
             self._check_allowed(row=row, route=route, action=action, actor=actor)
             edited: dict[str, Any] | None = None
@@ -293,7 +290,7 @@ class ReviewService:
             reached = len(approvers(votes)) >= route.quorum
             new_state, _ = next_state(ItemState(row.state), action, quorum_reached=reached)
             if new_state == ItemState.pending:
-                decision = _decision(row, action, actor, now, edited=edited)
+                decision = new_decision(row, action, actor, now, edited=edited)
                 values: dict[str, Any] = {"updated_at": now}
                 if edited is not None:
                     values["final_content"] = edited
@@ -306,13 +303,15 @@ class ReviewService:
                     setattr(row, key, value)
                 return item_public(row, [*history, decision], self._routes), False
             version = row.version
-            settled = self._settled(
+            settled = settle(
                 row=row,
                 history=history,
                 route=route,
+                routes=self._routes,
                 action=action,
                 actor=actor,
                 now=now,
+                max_attempts=self._max_attempts,
                 edited=edited,
                 reason_code=reason_code,
                 reason_text=reason_text,
@@ -325,52 +324,6 @@ class ReviewService:
             for delivery in settled.deliveries:
                 await outbox_store.enqueue(session, delivery=delivery)
             return settled.item, True
-
-    def _settled(
-        self,
-        *,
-        row: Item,
-        history: list[Decision],
-        route: Route,
-        action: Action,
-        actor: Actor,
-        now: datetime,
-        edited: dict[str, Any] | None = None,
-        reason_code: str | None = None,
-        reason_text: str | None = None,
-    ) -> _Settled:
-        """What settling a pending item writes: the item's new values (applied to
-        ``row``, which is new or detached), the decision, and the outbox rows."""
-        state, outcome = next_state(ItemState(row.state), action)
-        decision = _decision(
-            row,
-            action,
-            actor,
-            now,
-            edited=edited,
-            reason_code=reason_code,
-            reason_text=reason_text,
-        )
-        decision.decisive = True
-        values: dict[str, Any] = {
-            "state": state.value,
-            "outcome": outcome.value if outcome else None,
-            "updated_at": now,
-            "decided_at": now,
-        }
-        if state == ItemState.approved:
-            values["final_content"] = edited or row.final_content or row.content
-            if route.target is not None:
-                values["release_state"] = next_release_state(
-                    ReleaseState(row.release_state), ReleaseState.queued
-                ).value
-        for key, value in values.items():
-            setattr(row, key, value)
-        item = item_public(row, [*history, decision], self._routes)
-        deliveries = planned_deliveries(
-            item=item, route=route, now=now, max_attempts=self._max_attempts
-        )
-        return _Settled(values=values, decision=decision, deliveries=deliveries, item=item)
 
     def _after_settle(self, item: ItemPublic) -> None:
         self._notifier.changed(item.id)
@@ -410,49 +363,6 @@ def _check_reason(route: Route, code: str | None, text: str | None) -> None:
         )
     if code is None and not (text and text.strip()):
         raise InvalidInput("a rejection needs a reason code or a reason text", field="reason")
-
-
-def _decision(
-    row: Item,
-    action: Action,
-    actor: Actor,
-    now: datetime,
-    *,
-    edited: dict[str, Any] | None = None,
-    reason_code: str | None = None,
-    reason_text: str | None = None,
-) -> Decision:
-    return Decision(
-        item_id=row.id,
-        action=action.value,
-        surface=actor.surface,
-        actor_id=actor.user_id,
-        actor_name=actor.name,
-        content_before=(row.final_content or row.content) if edited is not None else None,
-        content_after=edited,
-        reason_code=reason_code,
-        reason_text=reason_text,
-        at=now,
-        since_posted_seconds=max(0.0, (now - row.created_at).total_seconds()),
-    )
-
-
-def _already_settled(row: Item, history: list[Decision]) -> Conflict:
-    final = next((d for d in reversed(history) if d.decisive), None)
-    if final is None:
-        return Conflict(f"item {row.id} is already {row.state}")
-    winner = Winner(
-        actor_name=final.actor_name,
-        actor_id=final.actor_id,
-        surface=final.surface,
-        action=final.action,
-        at=final.at,
-    )
-    return Conflict(
-        f"item {row.id} is already {row.state}: {final.action} by {final.actor_name} "
-        f"at {final.at:%Y-%m-%d %H:%M:%S} UTC",
-        winner=winner,
-    )
 
 
 def _refuse_nul(value: Any, *, path: str) -> None:
