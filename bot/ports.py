@@ -46,10 +46,43 @@ class Surface(Protocol):
         ...
 
     async def nudge(
-        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+        self,
+        *,
+        card: ReviewCard,
+        ref: Mapping[str, Any],
+        mentions: Sequence[str],
+        text: str,
+        key: str,
+        check_first: bool = False,
     ) -> None:
-        """Remind the given people about a posted card (a thread reply or similar)."""
+        """Remind the given people about a posted card (a thread reply or similar).
+
+        ``key`` is the same on every attempt of this reminder. ``check_first`` is set
+        when an earlier attempt may have gone out before its sender died: a surface that
+        can tell (e.g. from message metadata) skips a reminder that is already there.
+        """
         ...
+
+    async def announce(
+        self,
+        *,
+        channel: str | None,
+        mentions: Sequence[str],
+        heading: str,
+        entries: Sequence[DigestEntry],
+    ) -> None:
+        """Post one message listing several items (a digest) in ``channel``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One line of a digest: an item, a link to it, and how long it has waited."""
+
+    item_id: str
+    title: str
+    url: str
+    note: str  # e.g. "waiting 3 h" or "expires in 2 h"
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,3 +208,112 @@ async def test_unknown_interaction_callback_is_refused(fake: DiscordFake) -> Non
     assert fake.callbacks == []
     with pytest.raises(RuntimeError, match="no identified gateway client"):
         await fake.send_interaction({"id": "1", "token": "t"})
+
+
+async def text_channel(fake: DiscordFake, client: ProbeClient) -> discord.TextChannel:
+    channel = client.get_channel(fake.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    return channel
+
+
+async def test_a_reply_is_stored_with_its_reference(fake: DiscordFake, client: ProbeClient) -> None:
+    channel = await text_channel(fake, client)
+    card = await channel.send("card")
+    reply = await card.reply("reminder", allowed_mentions=discord.AllowedMentions.none())
+
+    stored = fake.messages[reply.id]
+    assert stored["type"] == 19
+    assert stored["message_reference"] == {
+        "type": 0,
+        "message_id": str(card.id),
+        "channel_id": str(fake.channel_id),
+        "guild_id": str(fake.guild_id),
+    }
+    assert stored["referenced_message"]["content"] == "card"
+    assert reply.reference is not None and reply.reference.message_id == card.id
+    assert isinstance(reply.reference.resolved, discord.Message)
+
+    unknown = channel.get_partial_message(fake.snowflake())
+    with pytest.raises(discord.HTTPException) as refused:
+        await unknown.reply("to nothing")
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert "Unknown message" in refused.value.text
+    plain = await channel.send(
+        "to nothing", reference=unknown.to_reference(fail_if_not_exists=False)
+    )
+    assert fake.messages[plain.id]["type"] == 0 and plain.reference is None
+
+
+async def test_history_pages_newest_first_like_discord(
+    fake: DiscordFake, client: ProbeClient
+) -> None:
+    import aiohttp
+
+    channel = await text_channel(fake, client)
+    sent = [await channel.send(f"m{n}") for n in range(5)]
+    fake.messages[sent[4].id]["flags"] = 64  # as if ephemeral: never in history
+
+    newest = [m.content async for m in channel.history(limit=3)]
+    assert newest == ["m3", "m2", "m1"]
+    after = [m.content async for m in channel.history(after=sent[0], limit=2)]
+    assert after == ["m1", "m2"]  # discord.py turns Discord's newest-first page around
+    before = [m.content async for m in channel.history(before=sent[3])]
+    assert before == ["m2", "m1", "m0"]
+
+    url = f"{fake.rest_url}/channels/{fake.channel_id}/messages"
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot token"}) as http:
+        async with http.get(url, params={"after": str(sent[0].id), "limit": "2"}) as page:
+            assert [m["content"] for m in await page.json()] == ["m2", "m1"]
+        async with http.get(url, params={"limit": "101"}) as too_many:
+            assert too_many.status == 400 and (await too_many.json())["code"] == 50035
+        both = {"before": str(sent[3].id), "after": str(sent[0].id)}
+        async with http.get(url, params=both) as exclusive:
+            assert exclusive.status == 400
+
+
+async def test_what_discord_refuses_in_a_message(fake: DiscordFake, client: ProbeClient) -> None:
+    import aiohttp
+
+    channel = await text_channel(fake, client)
+    await channel.send("x" * 2000)
+    with pytest.raises(discord.HTTPException) as too_long:
+        await channel.send("x" * 2001)
+    assert (too_long.value.status, too_long.value.code) == (400, 50035)
+    assert "2000 or fewer" in too_long.value.text
+
+    url = f"{fake.rest_url}/channels/{fake.channel_id}/messages"
+    exclusive = {"content": "hi", "allowed_mentions": {"parse": ["users"], "users": ["1"]}}
+    too_many = {"content": "hi", "allowed_mentions": {"parse": [], "roles": ["1"] * 101}}
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot token"}) as http:
+        for body in (exclusive, too_many):
+            async with http.post(url, json=body) as answer:
+                assert answer.status == 400
+                assert "allowed_mentions" in (await answer.json())["errors"]
+    assert [m["content"] for m in fake.messages_in()] == ["x" * 2000]
+
+
+async def test_suppressed_embeds_are_a_message_flag(fake: DiscordFake, client: ProbeClient) -> None:
+    channel = await text_channel(fake, client)
+    sent = await channel.send("[link](<https://example.com>)", suppress_embeds=True)
+    assert fake.messages[sent.id]["flags"] == 4
+    assert sent.flags.suppress_embeds
+    [request] = fake.requests_to("POST", "/messages")
+    assert request.json["flags"] == 4
+
+
+async def test_guild_roles_over_rest(fake: DiscordFake, client: ProbeClient) -> None:
+    guild = client.get_guild(fake.guild_id)
+    assert guild is not None
+    roles = await guild.fetch_roles()
+    assert {r.id for r in roles} == {fake.guild_id, *fake.roles}
+    assert fake.requests_to("GET", f"/guilds/{fake.guild_id}/roles")[0].status == 200
+
+
+async def test_scripted_failures(fake: DiscordFake, client: ProbeClient) -> None:
+    channel = await text_channel(fake, client)
+    await channel.send("m0")
+    fake.fail("GET", "/messages")
+    with pytest.raises(discord.Forbidden) as refused:
+        _ = [m async for m in channel.history(limit=10)]
+    assert (refused.value.status, refused.value.code) == (403, 50001)
+    assert [m.content async for m in channel.history(limit=10)] == ["m0"]  # once only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -396,3 +398,141 @@ async def test_socket_mode_reconnects_when_asked_to(slack: SlackEmulator) -> Non
 async def test_an_envelope_nobody_acks_times_out(slack: SlackEmulator) -> None:
     with pytest.raises(TimeoutError):
         await slack.send_socket_event({"type": "slash_commands", "payload": {}}, within=0.1)
+
+
+REMINDER = {"event_type": "signoff_reminder", "event_payload": {"key": "itm_1:step0:post1"}}
+
+
+async def test_conversations_replies_lists_the_parent_then_replies_oldest_first(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    parent = (await client.chat_postMessage(channel=CHANNEL, text="card"))["ts"]
+    await client.chat_postMessage(channel=CHANNEL, text="elsewhere")
+    first = await client.chat_postMessage(
+        channel=CHANNEL, thread_ts=parent, text="first", metadata=REMINDER
+    )
+    await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="second")
+
+    thread = await client.conversations_replies(channel=CHANNEL, ts=parent)
+    assert [m["text"] for m in thread["messages"]] == ["card", "first", "second"]
+    assert {m["thread_ts"] for m in thread["messages"]} == {parent}
+    assert thread["has_more"] is False
+    assert thread["response_metadata"] == {"next_cursor": ""}
+    assert all("metadata" not in m for m in thread["messages"])  # not asked for
+    assert slack.calls_to("conversations.replies")[0].http_verb == "GET"
+
+    with_metadata = await client.conversations_replies(
+        channel=CHANNEL, ts=parent, include_all_metadata=True
+    )
+    assert with_metadata["messages"][1]["metadata"] == REMINDER
+    assert "metadata" not in with_metadata["messages"][2]
+
+    # A reply's ts stands for its whole thread.
+    by_reply = await client.conversations_replies(channel=CHANNEL, ts=first["ts"])
+    assert [m["text"] for m in by_reply["messages"]] == ["card", "first", "second"]
+    # A message without replies is a thread of one.
+    lonely = slack.messages[CHANNEL][1]["ts"]
+    alone = await client.conversations_replies(channel=CHANNEL, ts=lonely)
+    assert [m["text"] for m in alone["messages"]] == ["elsewhere"]
+    assert "thread_ts" not in alone["messages"][0]
+
+
+async def test_conversations_replies_pages_with_a_cursor(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    parent = (await client.chat_postMessage(channel=CHANNEL, text="card"))["ts"]
+    for n in range(5):
+        await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text=f"r{n}")
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await client.conversations_replies(
+            channel=CHANNEL, ts=parent, limit=2, cursor=cursor
+        )
+        pages += 1
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] is bool(cursor)
+        if not cursor:
+            break
+    assert seen == ["card", "r0", "r1", "r2", "r3", "r4"]  # the parent on the first page
+    assert pages == 3
+    bad = client.conversations_replies(channel=CHANNEL, ts=parent, cursor="not-a-cursor")
+    assert (await error_of(bad))["error"] == "invalid_cursor"
+
+
+async def test_conversations_replies_of_a_missing_thread(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    missing = client.conversations_replies(channel=CHANNEL, ts="1700000000.000001")
+    assert (await error_of(missing))["error"] == "thread_not_found"
+    no_ts = client.api_call("conversations.replies", http_verb="GET", params={"channel": CHANNEL})
+    assert (await error_of(no_ts))["error"] == "invalid_arguments"
+
+
+async def test_message_metadata_must_have_an_event_type_and_a_payload(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    for metadata in (
+        {"event_payload": {"key": "k"}},
+        {"event_type": "has spaces", "event_payload": {}},
+        {"event_type": "signoff_reminder", "event_payload": "k"},
+    ):
+        posting = client.chat_postMessage(channel=CHANNEL, text="t", metadata=metadata)
+        assert (await error_of(posting))["error"] == "invalid_metadata_format"
+    assert CHANNEL not in slack.messages
+    posted = await client.chat_postMessage(channel=CHANNEL, text="t", metadata=REMINDER)
+    assert posted["message"]["metadata"] == REMINDER
+    assert slack.messages[CHANNEL][0]["metadata"] == REMINDER
+
+
+async def test_a_held_post_is_stored_first_and_answered_on_release(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    gate = slack.hold("chat.postMessage")
+    posting = asyncio.create_task(client.chat_postMessage(channel=CHANNEL, text="in flight"))
+    await slack.wait_held("chat.postMessage")
+
+    # Slack has posted the message and recorded the call, but not answered yet.
+    assert [m["text"] for m in slack.messages[CHANNEL]] == ["in flight"]
+    assert [c.response["ok"] for c in slack.calls_to("chat.postMessage")] == [True]
+    assert slack.held("chat.postMessage") == 1
+    assert not posting.done()
+
+    gate.set()
+    answer = await posting
+    assert answer["ts"] == slack.messages[CHANNEL][0]["ts"]
+    assert slack.held("chat.postMessage") == 0
+    # With the gate open, later calls pass straight through.
+    await client.chat_postMessage(channel=CHANNEL, text="after")
+    assert [m["text"] for m in slack.messages[CHANNEL]] == ["in flight", "after"]
+
+
+async def test_a_client_that_dies_while_held_leaves_its_message_posted(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    slack.hold("chat.postMessage")
+    posting = asyncio.create_task(client.chat_postMessage(channel=CHANNEL, text="lost answer"))
+    await slack.wait_held("chat.postMessage")
+    posting.cancel()  # the client goes away without its answer
+    with contextlib.suppress(asyncio.CancelledError):
+        await posting
+    assert [m["text"] for m in slack.messages[CHANNEL]] == ["lost answer"]
+
+    slack.release("chat.postMessage")
+    fresh = AsyncWebClient(token="xoxb-test", base_url=slack.url)
+    await fresh.chat_postMessage(channel=CHANNEL, text="next run")
+    assert [m["text"] for m in slack.messages[CHANNEL]] == ["lost answer", "next run"]
+
+
+async def test_stop_lets_held_answers_go() -> None:
+    emulator = await SlackEmulator().start()
+    client = AsyncWebClient(token="xoxb-test", base_url=emulator.url)
+    emulator.hold("chat.postMessage")
+    posting = asyncio.create_task(client.chat_postMessage(channel=CHANNEL, text="held"))
+    await emulator.wait_held("chat.postMessage")
+    await asyncio.wait_for(emulator.stop(), 5)
+    answer = await asyncio.wait_for(posting, 5)
+    assert answer["ok"] is True and emulator.held("chat.postMessage") == 0

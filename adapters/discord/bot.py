@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -23,7 +24,7 @@ from bot.card import ReviewCard
 from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError
 from bot.kinds import LIST_FIELDS, get_kind
-from bot.ports import Actor
+from bot.ports import Actor, DigestEntry
 from bot.present import already_decided
 from bot.reader import ItemReader
 from bot.routes import RouteTable
@@ -143,6 +144,8 @@ def _signoff_commands() -> app_commands.Group:
 
 class DiscordSurface:
     name = "discord"
+    MAX_CONTENT = 2000  # Discord's limit for a message's content
+    MAX_LABEL = 100  # characters of a title (or note) in a digest line, before escaping
 
     def __init__(self, *, client: discord.Client, web_url: str) -> None:
         self._client = client
@@ -186,17 +189,159 @@ class DiscordSurface:
                 )
 
     async def nudge(
-        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+        self,
+        *,
+        card: ReviewCard,
+        ref: Mapping[str, Any],
+        mentions: Sequence[str],
+        text: str,
+        key: str,
+        check_first: bool = False,
     ) -> None:
+        """A reply to the card that pings exactly ``mentions`` (users, or roles of the
+        channel's guild).
+
+        Discord messages carry no metadata, so with ``check_first`` the newest messages
+        after the card are searched for this bot's reply to it with the same content; if
+        there is one, nothing is sent. When that search fails the reminder is sent anyway;
+        a duplicate is better than a lost reminder.
+        """
         target = await self._channel(int(ref["channel"]))
-        who = " ".join(f"<@{m}>" for m in mentions)
-        # Only the configured reviewers may be pinged, never anything from a draft.
+        card_id = int(ref["message"])
+        who, allowed = await self._mentions(target, mentions)
+        content = f"{who} {text}".strip()[: self.MAX_CONTENT]
+        if check_first and await self._already_replied(target, card_id, content):
+            log.info("discord: reminder %s is already in the channel; not sent again", key)
+            return
+        await target.get_partial_message(card_id).reply(content, allowed_mentions=allowed)
+
+    async def _already_replied(self, channel: Any, card_id: int, content: str) -> bool:
+        """Whether one of the newest 100 messages after the card is this bot's reply to
+        it with ``content`` (False if unsure)."""
+        me = self._client.user
+        if me is None:
+            return False
+        try:
+            # Newest first: an attempt that died mid-send is among the latest messages.
+            async for message in channel.history(
+                after=discord.Object(card_id), limit=100, oldest_first=False
+            ):
+                reference = message.reference
+                if (
+                    message.author.id == me.id
+                    and reference is not None
+                    and reference.message_id == card_id
+                    and message.content == content
+                ):
+                    return True
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.warning(
+                "discord: could not read channel %s to check for a reminder (%s); sending it",
+                getattr(channel, "id", "?"),
+                exc,
+            )
+        return False
+
+    async def announce(
+        self,
+        *,
+        channel: str | None,
+        mentions: Sequence[str],
+        heading: str,
+        entries: Sequence[DigestEntry],
+    ) -> None:
+        """One message listing ``entries`` as links (no link previews), as many as fit in
+        Discord's 2000 characters."""
+        if not channel:
+            return
+        target = await self._channel(int(channel))
+        who, allowed = await self._mentions(target, mentions)
+        head = f"{who} {discord.utils.escape_markdown(heading)}".strip()
+        lines = [
+            f"• [{self._label(e.title)}](<{e.url}>)"
+            + (f" · {self._label(e.note)}" if e.note else "")
+            for e in entries
+        ]
+        await target.send(
+            self._fit(head, lines, limit=self.MAX_CONTENT),
+            allowed_mentions=allowed,
+            suppress_embeds=True,
+        )
+
+    async def _mentions(
+        self, channel: Any, ids: Sequence[str]
+    ) -> tuple[str, discord.AllowedMentions]:
+        """Mentions for ``ids`` (roles of the channel's guild as ``<@&id>``, others as
+        users) and the allowed mentions that let exactly those ping; never @everyone."""
+        roles = await self._role_ids(channel) if ids else set()
+        guild = getattr(channel, "guild", None)
+        words: list[str] = []
+        users: list[discord.Object] = []
+        pinged_roles: list[discord.Object] = []
+        for raw in dict.fromkeys(ids):
+            if not str(raw).isdigit():
+                log.warning("discord: %r is not a user or role id; not mentioned", raw)
+                continue
+            snowflake = int(raw)
+            if guild is not None and snowflake == guild.id:
+                continue  # the @everyone role: never pinged
+            if snowflake in roles:
+                words.append(f"<@&{snowflake}>")
+                pinged_roles.append(discord.Object(snowflake))
+            else:
+                words.append(f"<@{snowflake}>")
+                users.append(discord.Object(snowflake))
         allowed = discord.AllowedMentions(
-            everyone=False, roles=False, users=[discord.Object(int(m)) for m in mentions]
+            everyone=False, users=users, roles=pinged_roles, replied_user=False
         )
-        await target.get_partial_message(int(ref["message"])).reply(
-            f"{who} {text}".strip(), allowed_mentions=allowed
-        )
+        return " ".join(words), allowed
+
+    async def _role_ids(self, channel: Any) -> set[int]:
+        """The ids of the roles of the channel's guild: from the gateway's cache, or over
+        REST when the client is logged in without a gateway (``signoff sweep --once``)."""
+        guild = getattr(channel, "guild", None)
+        if guild is None:
+            return set()
+        cached = {role.id for role in guild.roles}
+        if cached:
+            return cached
+        try:
+            return {role.id for role in await guild.fetch_roles()}
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.warning("discord: could not list the roles of guild %s (%s)", guild.id, exc)
+            return set()
+
+    @classmethod
+    def _label(cls, text: str) -> str:
+        """Draft text safe inside a markdown link label: one line, clipped, markdown
+        escaped, mentions neutralised and no bracket that could end the label."""
+        flat = " ".join(text.split())
+        if len(flat) > cls.MAX_LABEL:
+            flat = flat[: cls.MAX_LABEL - 1] + "…"
+        # Brackets step aside while escape_markdown runs (its link rule would add a
+        # backslash before "[" of its own), then come back escaped.
+        flat = flat.replace("[", "\ue000").replace("]", "\ue001")
+        safe = discord.utils.escape_mentions(discord.utils.escape_markdown(flat))
+        return safe.replace("\ue000", "\\[").replace("\ue001", "\\]")
+
+    @staticmethod
+    def _fit(head: str, lines: Sequence[str], *, limit: int) -> str:
+        """``head`` and as many of ``lines`` as fit in ``limit`` characters, one a line;
+        when some do not fit, the last line says how many were left out."""
+
+        def more(count: int) -> str:
+            return f"\n… and {count} more"
+
+        head = head[: max(0, limit - len(more(len(lines))))] if lines else head[:limit]
+        text = head
+        for n, line in enumerate(lines):
+            left_after = len(lines) - n - 1
+            longer = f"{text}\n{line}" if text else line
+            if len(longer) + (len(more(left_after)) if left_after else 0) > limit:
+                # The previous round made sure this tail fits after ``text``.
+                return f"{text}{more(len(lines) - n)}".lstrip("\n")
+            text = longer
+        return text
 
 
 class DiscordReviews:

@@ -13,12 +13,20 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import card_blocks, diff_reply, escape, fallback_text
 from bot.card import ReviewCard
+from bot.ports import DigestEntry
 
 log = logging.getLogger("signoff.slack")
+
+REMINDER_EVENT = "signoff_reminder"
+"""The message metadata ``event_type`` of a reminder; its payload holds the ``key``."""
+MAX_DIGEST_TEXT = 39_000  # Slack's limit for a message's text is 40,000 characters
+MAX_DIGEST_TITLE = 150  # characters of a title (or note) in a digest line, before escaping
 
 
 class ChannelPacer:
@@ -109,18 +117,127 @@ class SlackSurface:
             log.error("slack: posting an edit diff failed: %s", task.exception())
 
     async def nudge(
-        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+        self,
+        *,
+        card: ReviewCard,
+        ref: Mapping[str, Any],
+        mentions: Sequence[str],
+        text: str,
+        key: str,
+        check_first: bool = False,
     ) -> None:
+        """A reply in the card's thread, tagged with ``key`` in its message metadata.
+
+        With ``check_first`` the thread is read first and a reply already carrying ``key``
+        means an earlier attempt got through: nothing is sent. When that check fails the
+        reminder is sent anyway; a duplicate is better than a lost reminder.
+        """
+        channel, thread_ts = str(ref["channel"]), str(ref["ts"])
+        if check_first and await self._already_replied(channel, thread_ts, key):
+            log.info("slack: reminder %s is already in the thread; not sent again", key)
+            return
         # Mentions come from the route file (ids), never from a draft: not escaped.
-        who = " ".join(_mention(m) for m in mentions)
-        channel = ref["channel"]
+        who = " ".join(_mention(m) for m in dict.fromkeys(mentions))
 
         async def send() -> Any:
             return await self._client.chat_postMessage(
-                channel=channel, thread_ts=ref["ts"], text=f"{who} {escape(text)}".strip()
+                channel=channel,
+                thread_ts=thread_ts,
+                text=f"{who} {escape(text)}".strip(),
+                metadata={"event_type": REMINDER_EVENT, "event_payload": {"key": key}},
             )
 
         await self._pacer.turn(channel, send)
+
+    async def _already_replied(self, channel: str, thread_ts: str, key: str) -> bool:
+        """Whether a reply in the thread carries reminder ``key`` (False if unsure)."""
+        cursor: str | None = None
+        try:
+            while True:
+                page = await self._client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for message in page.get("messages") or []:
+                    metadata = message.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if metadata.get("event_type") == REMINDER_EVENT and payload.get("key") == key:
+                        return True
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    return False
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "slack: could not check the thread %s/%s for reminder %s (%s); sending it",
+                channel,
+                thread_ts,
+                key,
+                exc,
+            )
+            return False
+
+    async def announce(
+        self,
+        *,
+        channel: str | None,
+        mentions: Sequence[str],
+        heading: str,
+        entries: Sequence[DigestEntry],
+    ) -> None:
+        """One message (not threaded) listing ``entries`` as links, as many as fit."""
+        if not channel:
+            return
+        who = " ".join(_mention(m) for m in dict.fromkeys(mentions))
+        head = f"{who} {escape(heading)}".strip()
+        lines = [
+            f"• <{_link_target(e.url)}|{_escaped_clip(e.title, MAX_DIGEST_TITLE)}>"
+            + (f" · {_escaped_clip(e.note, MAX_DIGEST_TITLE)}" if e.note else "")
+            for e in entries
+        ]
+        text = fit_lines(head, lines, limit=MAX_DIGEST_TEXT)
+
+        async def send() -> Any:
+            return await self._client.chat_postMessage(
+                channel=channel, text=text, unfurl_links=False, unfurl_media=False
+            )
+
+        await self._pacer.turn(channel, send)
+
+
+def fit_lines(head: str, lines: Sequence[str], *, limit: int) -> str:
+    """``head`` and as many of ``lines`` as fit in ``limit`` characters, one a line; when
+    some do not fit, the last line says how many were left out ("… and N more")."""
+    head = head[: max(0, limit - len(_more(len(lines))))] if lines else head[:limit]
+    text = head
+    for n, line in enumerate(lines):
+        left_after = len(lines) - n - 1
+        longer = f"{text}\n{line}" if text else line
+        if len(longer) + (len(_more(left_after)) if left_after else 0) > limit:
+            # The previous round made sure this tail fits after ``text``.
+            return f"{text}{_more(len(lines) - n)}".lstrip("\n")
+        text = longer
+    return text
+
+
+def _more(count: int) -> str:
+    return f"\n… and {count} more"
+
+
+def _escaped_clip(text: str, limit: int) -> str:
+    """One line of draft text, clipped to ``limit`` characters and then escaped (so an
+    entity is never cut in half)."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return escape(flat)
+
+
+def _link_target(url: str) -> str:
+    """A URL inside ``<…|…>``: entities for ``&<>``, and no ``|`` to end it early."""
+    return escape(url).replace("|", "%7C")
 
 
 def _mention(slack_id: str) -> str:

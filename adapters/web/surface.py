@@ -10,6 +10,7 @@ from typing import Any
 
 from adapters.web.live import Broadcaster
 from bot.card import ReviewCard
+from bot.ports import DigestEntry
 
 log = logging.getLogger("signoff.web")
 
@@ -28,7 +29,25 @@ class WebSurface:
         self._broadcaster.publish(card.item_id)
 
     async def nudge(
-        self, *, card: ReviewCard, ref: Mapping[str, Any], mentions: Sequence[str], text: str
+        self,
+        *,
+        card: ReviewCard,
+        ref: Mapping[str, Any],
+        mentions: Sequence[str],
+        text: str,
+        key: str,
+        check_first: bool = False,
     ) -> None:
+        # The inbox lists every pending item anyway; the reminder shows in its history.
         log.info("web inbox reminder for %s to %s: %s", card.item_id, ", ".join(mentions), text)
         self._broadcaster.publish(card.item_id)
+
+    async def announce(
+        self,
+        *,
+        channel: str | None,
+        mentions: Sequence[str],
+        heading: str,
+        entries: Sequence[DigestEntry],
+    ) -> None:
+        log.info("web inbox digest: %s %d items", heading, len(entries))

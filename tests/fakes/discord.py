@@ -17,7 +17,17 @@ REST (``/api/v10/...``) answers with ``Content-Type: application/json`` exactly 
 compares the header verbatim), records every call in :attr:`DiscordFake.requests`, and
 answers unknown routes with 404 ``{"message": "Unknown route", "code": 0}``. Scripted 429s
 (:meth:`DiscordFake.rate_limit`) carry ``Via`` (without it discord.py assumes a Cloudflare
-ban), ``retry_after`` in the body and the ``X-RateLimit-*`` headers.
+ban), ``retry_after`` in the body and the ``X-RateLimit-*`` headers; other errors are
+scripted with :meth:`DiscordFake.fail`.
+
+Posting a message checks what Discord checks (else 400 ``Invalid Form Body``, code 50035):
+content of at most 2000 characters; ``allowed_mentions`` (``parse`` and an id list of the
+same kind exclude each other, at most 100 ids each); a ``message_reference`` to a message
+of the channel (unless ``fail_if_not_exists`` is false). A reply is stored as type 19 with
+its ``message_reference`` and a copy of the message it replies to (``referenced_message``).
+``GET /channels/{id}/messages`` pages like Discord: ``limit`` 1-100 (default 50), at most
+one of ``before``/``after``, newest first, ephemeral messages left out.
+``GET /guilds/{id}/roles`` lists the guild's roles.
 
 The gateway (``ws://127.0.0.1:PORT/gateway``) greets with HELLO, acknowledges heartbeats,
 answers IDENTIFY with READY and one GUILD_CREATE (guild, text channel, roles, members),
@@ -74,10 +84,19 @@ CALLBACK_UPDATE_MESSAGE = 7
 ALL_PERMISSIONS = (1 << 53) - 1
 EVERYONE_PERMISSIONS = 1_071_698_660_929  # Discord's default @everyone set
 ADMINISTRATOR = 1 << 3
+EPHEMERAL = 1 << 6  # message flag
+MAX_CONTENT = 2000
+MAX_MENTION_IDS = 100
 
 
 def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _invalid_form(field: str, code: str, message: str) -> tuple[int, Any]:
+    """Discord's 400 for a bad request body, with the offending field's error."""
+    errors = {field: {"_errors": [{"code": code, "message": message}]}}
+    return 400, {"message": "Invalid Form Body", "code": 50035, "errors": errors}
 
 
 @dataclass
@@ -132,6 +151,15 @@ class _RateLimit:
     scope: str
     is_global: bool
     bucket: str = field(default_factory=lambda: secrets.token_hex(16))
+
+
+@dataclass
+class _Failure:
+    method: str | None
+    path_contains: str
+    times: int
+    status: int
+    body: dict[str, Any]
 
 
 @dataclass
@@ -230,6 +258,7 @@ class DiscordFake:
         """Every frame the client sent over the gateway (heartbeats included)."""
 
         self._rate_limits: list[_RateLimit] = []
+        self._failures: list[_Failure] = []
         self._interactions: dict[int, _Interaction] = {}
         self._conns: list[_GatewayConn] = []
         self._ids = itertools.count(1)
@@ -320,6 +349,28 @@ class DiscordFake:
                 retry_after=retry_after,
                 scope=scope,
                 is_global=is_global,
+            )
+        )
+
+    def fail(
+        self,
+        method: str | None = "GET",
+        path_contains: str = "/messages",
+        *,
+        times: int = 1,
+        status: int = 403,
+        code: int = 50001,
+        message: str = "Missing Access",
+    ) -> None:
+        """Answer the next ``times`` matching REST calls with ``status`` and Discord's
+        error body ``{"message": message, "code": code}`` (default: 403 Missing Access)."""
+        self._failures.append(
+            _Failure(
+                method=method.upper() if method else None,
+                path_contains=path_contains,
+                times=times,
+                status=status,
+                body={"message": message, "code": code},
             )
         )
 
@@ -699,6 +750,8 @@ class DiscordFake:
             ("GET", "/gateway/bot", self._get_gateway_bot),
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("POST", "/channels/{channel_id}/messages", self._create_message),
+            ("GET", "/channels/{channel_id}/messages", self._list_messages),
+            ("GET", "/guilds/{guild_id}/roles", self._get_roles),
             ("GET", "/channels/{channel_id}/messages/{message_id}", self._get_message),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self._callback),
@@ -799,12 +852,27 @@ class DiscordFake:
             req.status = 401
             return self._json_response(401, {"message": "401: Unauthorized", "code": 0})
 
+        failure = self._take_failure(req)
+        if failure is not None:
+            req.status = failure.status
+            return self._json_response(failure.status, failure.body)
+
         status, out = await match[1](req, **match[2])
         req.status = status
         return self._json_response(status, out, self._bucket_headers(req.route))
 
     def _take_rate_limit(self, req: Req) -> _RateLimit | None:
         for rule in self._rate_limits:
+            if rule.times <= 0:
+                continue
+            if rule.method not in (None, req.method) or rule.path_contains not in req.path:
+                continue
+            rule.times -= 1
+            return rule
+        return None
+
+    def _take_failure(self, req: Req) -> _Failure | None:
+        for rule in self._failures:
             if rule.times <= 0:
                 continue
             if rule.method not in (None, req.method) or rule.path_contains not in req.path:
@@ -929,6 +997,21 @@ class DiscordFake:
         }
         if body.get("nonce") is not None:
             message["nonce"] = body["nonce"]
+        reference = body.get("message_reference")
+        if isinstance(reference, dict) and reference.get("message_id") is not None:
+            referenced = self.messages.get(int(reference["message_id"]))
+            if referenced is not None:
+                message["message_reference"] = {
+                    "type": 0,
+                    "message_id": referenced["id"],
+                    "channel_id": referenced["channel_id"],
+                    "guild_id": str(self.guild_id),
+                }
+                message["referenced_message"] = {
+                    k: v for k, v in referenced.items() if k != "referenced_message"
+                }
+            else:  # fail_if_not_exists was false: a plain message
+                message["type"] = 0
         self.messages[message_id] = message
         return message
 
@@ -953,7 +1036,86 @@ class DiscordFake:
         body = req.json if isinstance(req.json, dict) else {}
         if not (body.get("content") or body.get("embeds") or req.files or body.get("components")):
             return 400, {"message": "Cannot send an empty message", "code": 50006}
+        problem = self._message_problem(channel_id, body)
+        if problem is not None:
+            return problem
         return 200, self._new_message(channel_id, body, req.files)
+
+    def _message_problem(self, channel_id: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """What Discord refuses in a new message's body (content, mentions, reference)."""
+        content = body.get("content")
+        if isinstance(content, str) and len(content) > MAX_CONTENT:
+            return _invalid_form(
+                "content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT} or fewer in length."
+            )
+        allowed = body.get("allowed_mentions")
+        if isinstance(allowed, dict):
+            parse = allowed.get("parse") or []
+            for kind in ("users", "roles"):
+                ids = allowed.get(kind)
+                if ids is None:
+                    continue
+                if kind in parse:
+                    return _invalid_form(
+                        "allowed_mentions",
+                        "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                        f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.',
+                    )
+                if len(ids) > MAX_MENTION_IDS:
+                    return _invalid_form(
+                        "allowed_mentions",
+                        "BASE_TYPE_MAX_LENGTH",
+                        f"Must be {MAX_MENTION_IDS} or fewer in length.",
+                    )
+        reference = body.get("message_reference")
+        if isinstance(reference, dict) and reference.get("message_id") is not None:
+            target = str(reference["message_id"])
+            missing = self._find_message(str(reference.get("channel_id") or channel_id), target)
+            if missing is None and reference.get("fail_if_not_exists", True) is not False:
+                return _invalid_form(
+                    "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+                )
+        return None
+
+    async def _list_messages(self, req: Req, channel_id: str) -> tuple[int, Any]:
+        """A page of the channel's messages, newest first, as Discord pages them."""
+        if channel_id != str(self.channel_id):
+            return 404, {"message": "Unknown Channel", "code": 10003}
+        bounds: dict[str, int] = {}
+        for key in ("limit", "before", "after", "around"):
+            raw = req.query.get(key)
+            if raw is None:
+                continue
+            if not raw.isdigit():
+                return _invalid_form(key, "NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.')
+            bounds[key] = int(raw)
+        limit = bounds.pop("limit", 50)
+        if not 1 <= limit <= 100:
+            return _invalid_form(
+                "limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100."
+            )
+        if len(bounds) > 1:
+            return _invalid_form(
+                "before", "BASE_TYPE_BAD_USAGE", "before, after and around are exclusive."
+            )
+        if "around" in bounds:
+            return 501, {"message": "around is not faked", "code": 0}
+        shown = sorted(
+            (m for m in self.messages_in(int(channel_id)) if not int(m["flags"]) & EPHEMERAL),
+            key=lambda m: int(m["id"]),
+        )
+        if "after" in bounds:
+            page = [m for m in shown if int(m["id"]) > bounds["after"]][:limit]
+        elif "before" in bounds:
+            page = [m for m in shown if int(m["id"]) < bounds["before"]][-limit:]
+        else:
+            page = shown[-limit:]
+        return 200, page[::-1]
+
+    async def _get_roles(self, req: Req, guild_id: str) -> tuple[int, Any]:
+        if guild_id != str(self.guild_id):
+            return 404, {"message": "Unknown Guild", "code": 10004}
+        return 200, self._role_payloads()
 
     def _find_message(self, channel_id: str, message_id: str) -> dict[str, Any] | None:
         message = self.messages.get(int(message_id)) if message_id.isdigit() else None

@@ -24,12 +24,17 @@ hands out a one-time ``ws://127.0.0.1:PORT/socket?ticket=...`` URL; the socket g
 with ``hello``; :meth:`SlackEmulator.send_socket_event` delivers an envelope and returns
 the client's ack. Close Socket Mode clients before stopping the emulator, or they keep
 reconnecting to a dead port.
+
+:meth:`SlackEmulator.hold` makes a method's answers wait for the test (the message is
+stored first), to stand for a request in flight when its client dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import secrets
 import time
 from collections import defaultdict, deque
@@ -65,6 +70,8 @@ MAX_OPTION_VALUE = 150
 MAX_MODAL_TITLE = 24  # title, submit, close
 MAX_PRIVATE_METADATA = 3000
 MAX_MARKDOWN = 12_000
+MAX_REPLIES_PAGE = 1000  # conversations.replies: the default and the largest ``limit``
+EVENT_TYPE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 BLOCK_TYPES = frozenset(
     {
@@ -396,6 +403,19 @@ def _text_param(params: Mapping[str, Any], key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _next_cursor(ts: str) -> str:
+    """A page cursor as Slack makes them: base64 of ``next_ts:<ts>``."""
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> str | None:
+    try:
+        kind, _, ts = base64.b64decode(cursor, validate=True).decode().partition(":")
+    except ValueError:
+        return None
+    return ts if kind == "next_ts" and ts.replace(".", "", 1).isdigit() else None
+
+
 Handler = Callable[[JSONDict, str], Awaitable[JSONDict]]
 
 
@@ -408,6 +428,26 @@ class SlackEmulator:
     (when set, other tokens answer ``invalid_auth``), ``now`` (the clock for trigger
     expiry). Inspect afterwards: ``calls``, ``messages``, ``ephemerals``, ``views``,
     ``socket_sent`` and ``socket_received``.
+
+    Methods: ``auth.test``, ``chat.postMessage`` (``metadata`` checked like Slack:
+    ``event_type`` and an object ``event_payload``, else ``invalid_metadata_format``),
+    ``chat.update``, ``chat.postEphemeral``, ``conversations.replies`` (the parent first,
+    then its replies oldest first, paged by ``limit``/``cursor``; message ``metadata`` only
+    with ``include_all_metadata``), ``views.open``, ``views.update``,
+    ``usergroups.users.list`` and ``apps.connections.open``.
+
+    Holding answers, for a client that dies with a request in flight::
+
+        gate = slack.hold("chat.postMessage")
+        ...                                    # the client posts
+        await slack.wait_held("chat.postMessage")  # Slack has stored the message
+        ...                                    # kill the client
+        gate.set()                             # or slack.release("chat.postMessage")
+
+    From :meth:`hold` on, every call of that method is handled as usual (a posted message
+    is stored and the call recorded in ``calls``) and then its answer waits until the
+    gate, an ``asyncio.Event``, is set; later calls pass straight through. ``held(method)``
+    counts the answers waiting now. :meth:`stop` opens every gate.
     """
 
     team_id: str = "T0SIGNOFF"
@@ -439,6 +479,9 @@ class SlackEmulator:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _acks: dict[str, asyncio.Future[JSONDict]] = field(default_factory=dict)
     _socket_change: asyncio.Condition | None = None
+    _holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)
+    _held_change: asyncio.Condition | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -448,6 +491,7 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/socket", self._socket)
         self._socket_change = asyncio.Condition()
+        self._held_change = asyncio.Condition()
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -459,7 +503,9 @@ class SlackEmulator:
         return self
 
     async def stop(self) -> None:
-        """Close open sockets (1001, going away) and the server."""
+        """Open held answers' gates, close open sockets (1001, going away) and the server."""
+        for gate in self._holds.values():
+            gate.set()
         for ws in list(self._sockets):
             await ws.close(code=1001, message=b"server stopping")
         for pending in self._acks.values():
@@ -499,6 +545,47 @@ class SlackEmulator:
         ``extra`` keys are added to that answer.
         """
         self._failures.setdefault(method, deque()).extend([_error(error, **extra)] * times)
+
+    def hold(self, method: str = "chat.postMessage") -> asyncio.Event:
+        """From now on answers to ``method`` wait, after the call has had its effect, until
+        the returned event is set (see the class docstring)."""
+        gate = asyncio.Event()
+        self._holds[method] = gate
+        return gate
+
+    def release(self, method: str = "chat.postMessage") -> None:
+        """Let the held answers to ``method`` go, and stop holding it."""
+        gate = self._holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
+    def held(self, method: str = "chat.postMessage") -> int:
+        """How many answers to ``method`` are waiting at its gate now."""
+        return self._held.get(method, 0)
+
+    async def wait_held(
+        self, method: str = "chat.postMessage", *, count: int = 1, within: float = 5.0
+    ) -> None:
+        """Wait until ``count`` answers to ``method`` are waiting at its gate; raises
+        ``TimeoutError`` after ``within`` seconds."""
+        assert self._held_change is not None, "start() the emulator first"
+        async with asyncio.timeout(within), self._held_change:
+            await self._held_change.wait_for(lambda: self.held(method) >= count)
+
+    async def _wait_at_gate(self, method: str) -> None:
+        gate = self._holds.get(method)
+        if gate is None or gate.is_set():
+            return
+        assert self._held_change is not None
+        async with self._held_change:
+            self._held[method] = self._held.get(method, 0) + 1
+            self._held_change.notify_all()
+        try:
+            await gate.wait()
+        finally:
+            async with self._held_change:
+                self._held[method] -= 1
+                self._held_change.notify_all()
 
     # ---------------------------------------------------------------- inspection
 
@@ -668,6 +755,7 @@ class SlackEmulator:
                 token=token,
             )
         )
+        await self._wait_at_gate(method)
         return web.Response(
             status=status,
             headers=headers,
@@ -731,6 +819,7 @@ class SlackEmulator:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
+            "conversations.replies": self._replies,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "usergroups.users.list": self._usergroup_users,
@@ -764,9 +853,24 @@ class SlackEmulator:
                 return _invalid("invalid_blocks", problems, with_errors=True)
         return None
 
-    def _visible(self, message: JSONDict) -> JSONDict:
+    @staticmethod
+    def _metadata_problem(params: JSONDict) -> JSONDict | None:
+        """Message metadata must be ``{"event_type": name, "event_payload": {...}}``."""
+        metadata = params.get("metadata")
+        if metadata is None:
+            return None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not EVENT_TYPE.match(metadata["event_type"])
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            return _error("invalid_metadata_format")
+        return None
+
+    def _visible(self, message: JSONDict, *, metadata: bool = True) -> JSONDict:
         """A stored message as Slack returns it: no empty keys, no emulator bookkeeping."""
-        hidden = ("channel", "unfurl_links", "unfurl_media")
+        hidden = {"channel", "unfurl_links", "unfurl_media"} | (set() if metadata else {"metadata"})
         return {k: v for k, v in message.items() if v is not None and k not in hidden}
 
     # ---------------------------------------------------------------- methods
@@ -784,7 +888,11 @@ class SlackEmulator:
         }
 
     async def _post_message(self, params: JSONDict, token: str) -> JSONDict:
-        problem = self._channel_problem(params) or self._content_problem(params)
+        problem = (
+            self._channel_problem(params)
+            or self._content_problem(params)
+            or self._metadata_problem(params)
+        )
         if problem is not None:
             return problem
         channel = str(params["channel"])
@@ -819,7 +927,11 @@ class SlackEmulator:
         }
 
     async def _update(self, params: JSONDict, token: str) -> JSONDict:
-        problem = self._channel_problem(params) or self._content_problem(params)
+        problem = (
+            self._channel_problem(params)
+            or self._content_problem(params)
+            or self._metadata_problem(params)
+        )
         if problem is not None:
             return problem
         channel, ts = str(params["channel"]), _text_param(params, "ts") or ""
@@ -839,6 +951,53 @@ class SlackEmulator:
             "ts": ts,
             "text": message["text"],
             "message": self._visible(message),
+        }
+
+    async def _replies(self, params: JSONDict, token: str) -> JSONDict:
+        """conversations.replies: a thread's parent, then its replies oldest first."""
+        problem = self._channel_problem(params)
+        if problem is not None:
+            return problem
+        ts = _text_param(params, "ts")
+        if not ts:
+            return _invalid("invalid_arguments", ["missing required field: ts"], with_errors=False)
+        channel = str(params["channel"])
+        found = self.message(channel, ts)
+        # A reply's ts stands for its whole thread.
+        root = self.message(channel, found["thread_ts"]) if found and found["thread_ts"] else found
+        if root is None:
+            return _error("thread_not_found")
+        try:
+            limit = int(params.get("limit") or MAX_REPLIES_PAGE)
+        except ValueError:
+            return _error("invalid_limit")
+        limit = max(1, min(limit, MAX_REPLIES_PAGE))
+        replies = [
+            m
+            for m in self.messages[channel]
+            if m["thread_ts"] == root["ts"] and m["ts"] != root["ts"]
+        ]
+        cursor = _text_param(params, "cursor")
+        if cursor:
+            start = _cursor_ts(cursor)
+            if start is None:
+                return _error("invalid_cursor")
+            page: list[JSONDict] = [m for m in replies if float(m["ts"]) >= float(start)]
+        else:
+            page = [root, *replies]  # the parent comes on the first page only
+        rest = page[limit:]
+        page = page[:limit]
+        with_metadata = bool(_flag(params.get("include_all_metadata")))
+        shown = [self._visible(m, metadata=with_metadata) for m in page]
+        if replies:  # the parent of a thread carries its own ts as thread_ts
+            for message in shown:
+                message["thread_ts"] = root["ts"]
+        next_cursor = _next_cursor(rest[0]["ts"]) if rest else ""
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": bool(rest),
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     async def _post_ephemeral(self, params: JSONDict, token: str) -> JSONDict:
