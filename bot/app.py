@@ -25,17 +25,22 @@ from adapters.web.surface import WebSurface
 from bot.api import build_router, document_bearer_auth, install_error_handlers
 from bot.auth import KeyRing
 from bot.clock import Clock, SystemClock
+from bot.daily import DailyDigest
 from bot.digest import Digest
 from bot.errors import ConfigError
+from bot.expiry import Expirer
 from bot.fanout import SurfaceFanout
 from bot.limits import BodyLimit
+from bot.metrics import metrics_router
 from bot.notify import Notifier
 from bot.ports import DeliveryTarget, Surface
 from bot.reader import InboxReader, ItemReader
 from bot.release import ReleaseWorker, RetryPolicy
 from bot.routes import RouteTable, load_routes
+from bot.scheduler import build_scheduler
 from bot.service import ReviewService
 from bot.settings import Settings
+from bot.sweep import Sweeper
 from storage.batch import GroupWriter
 from storage.db import SessionFactory, make_engine, session_factory
 from storage.migrate import upgrade
@@ -65,6 +70,8 @@ class System:
     broadcaster: Broadcaster
     watcher: ChangeWatcher
     web: WebConsole
+    sweeper: Sweeper
+    daily: DailyDigest
     slack: SlackEdge | None = None
     discord: DiscordEdge | None = None
 
@@ -113,6 +120,23 @@ def build(
         on_change=notifier.changed,
     )
     fanout = SurfaceFanout(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    sweeper = Sweeper(
+        sessions=sessions,
+        routes=routes,
+        surfaces=surfaces,
+        fanout=fanout,
+        notifier=notifier,
+        expirer=Expirer(
+            sessions=sessions, routes=routes, max_attempts=settings.release_max_attempts
+        ),
+        clock=clock,
+        web_url=settings.base_url,
+        lease_seconds=settings.sweep_lease_seconds,
+        on_queued=worker.wake,
+    )
+    daily = DailyDigest(
+        sessions=sessions, routes=routes, surfaces=surfaces, clock=clock, web_url=settings.base_url
+    )
     service = ReviewService(
         sessions=sessions,
         routes=routes,
@@ -170,6 +194,8 @@ def build(
         broadcaster=broadcaster,
         watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
         web=web,
+        sweeper=sweeper,
+        daily=daily,
         slack=slack,
         discord=discord,
     )
@@ -222,8 +248,11 @@ def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> 
             )
 
 
-def create_app(system: System, *, migrate: bool = True, run_worker: bool = True) -> FastAPI:
-    """The ASGI app; its lifespan applies migrations and runs the release worker."""
+def create_app(
+    system: System, *, migrate: bool = True, run_worker: bool = True, run_scheduler: bool = True
+) -> FastAPI:
+    """The ASGI app; its lifespan applies migrations and runs the release worker and
+    the scheduler (the escalation sweep and the daily digests)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -237,9 +266,20 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
         tasks = [asyncio.create_task(system.watcher.run(stop))]
         if run_worker:
             tasks.append(asyncio.create_task(system.worker.run(stop)))
+        scheduler = build_scheduler(
+            sweeper=system.sweeper,
+            daily=system.daily,
+            routes=system.routes,
+            interval_seconds=system.settings.sweep_interval_seconds,
+            sweep=system.settings.sweep_enabled,
+        )
+        if run_scheduler:
+            scheduler.start()
         try:
             yield
         finally:
+            if run_scheduler:
+                scheduler.shutdown(wait=False)
             system.broadcaster.close()
             stop.set()
             await asyncio.gather(*tasks)
@@ -266,6 +306,7 @@ def create_app(system: System, *, migrate: bool = True, run_worker: bool = True)
             max_wait_seconds=system.settings.max_wait_seconds,
         )
     )
+    app.include_router(metrics_router(sessions=system.sessions))
     if system.slack is not None:
         system.slack.mount(app)
     system.web.mount(app)

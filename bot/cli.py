@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -278,6 +280,53 @@ def decide(
 
     item = _with_system(_settings(), work)
     print(f"{item.id}  {item.state}  {item.outcome or ''}  release {item.release_state}")
+
+
+@app.command()
+def sweep(
+    once: Annotated[bool, typer.Option("--once", help="Run one sweep and exit.")] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(help="Sweep as if it were this time (ISO 8601 with a UTC offset)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fire the escalation steps that are due (nudges, escalations, expiries) once.
+
+    For deployments that run it from system cron (with SIGNOFF_SWEEP_ENABLED=false on
+    the servers); safe to run beside serving replicas: every step fires once."""
+    if not once:
+        raise ConfigError("sweep: `serve` sweeps on its own; use --once for a single sweep")
+    at = _aware(now, option="--now") if now else None
+
+    async def work(system: System) -> Any:
+        if system.discord is not None:
+            await system.discord.login()
+        try:
+            return await system.sweeper.run_once(now=at)
+        finally:
+            if system.discord is not None:
+                await system.discord.bot.close()
+
+    report = _with_system(_settings(), work)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(report)))
+        return
+    print(
+        f"nudged {report.nudged}, in digests {report.in_digests} ({report.digests} digests), "
+        f"escalated {report.escalated}, expired {report.expired}, kept {report.kept}, "
+        f"skipped {report.skipped}, recovered {report.recovered}, failed {report.failed}"
+    )
+
+
+def _aware(value: str, *, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option}: {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ConfigError(f"{option}: give a UTC offset, e.g. {value}+00:00")
+    return parsed.astimezone(UTC)
 
 
 @app.command("manifest")

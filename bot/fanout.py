@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from bot.card import ReviewCard
 from bot.clock import Clock
 from bot.ports import Surface
 from bot.present import build_card
@@ -42,28 +43,42 @@ class SurfaceFanout:
             return
         card = build_card(item, route)
         for target in route.surfaces:
-            surface = self._surfaces.get(target.type)
-            if surface is None:
-                log.warning("item %s: surface %s is not enabled; not posted", item.id, target.type)
-                continue
-            try:
-                ref = await surface.post(card=card, channel=target.channel)
-            except Exception:
-                log.exception("item %s: posting to %s failed", item.id, target.type)
-                continue
-            if ref is None:
-                continue
-            async with self._sessions() as session, session.begin():
-                await item_store.add_post(
-                    session,
-                    post=Post(
-                        item_id=item.id,
-                        surface=target.type,
-                        channel=target.channel,
-                        ref=dict(ref),
-                        posted_at=self._clock.now(),
-                    ),
-                )
+            await self._post_card(item.id, card, surface=target.type, channel=target.channel)
+
+    async def post_to(self, item: ItemPublic, *, surface: str, channel: str | None) -> Post | None:
+        """Show the card on one more surface channel (an escalation); None if it failed."""
+        route = self._routes.get(item.route)
+        if route is None:
+            return None
+        return await self._post_card(
+            item.id, build_card(item, route), surface=surface, channel=channel
+        )
+
+    async def _post_card(
+        self, item_id: str, card: ReviewCard, *, surface: str, channel: str | None
+    ) -> Post | None:
+        edge = self._surfaces.get(surface)
+        if edge is None:
+            log.warning("item %s: surface %s is not enabled; not posted", item_id, surface)
+            return None
+        try:
+            ref = await edge.post(card=card, channel=channel)
+        except Exception:
+            log.exception("item %s: posting to %s failed", item_id, surface)
+            return None
+        if ref is None:
+            return None
+        async with self._sessions() as session, session.begin():
+            return await item_store.add_post(
+                session,
+                post=Post(
+                    item_id=item_id,
+                    surface=surface,
+                    channel=channel,
+                    ref=dict(ref),
+                    posted_at=self._clock.now(),
+                ),
+            )
 
     async def refresh(self, item: ItemPublic) -> None:
         """Update every posted card of ``item`` to its current state."""

@@ -93,6 +93,8 @@ def already_decided(winner: Winner) -> str:
 
 def describe(decision: DecisionPublic) -> str:
     verb = _VERBS.get(decision.action, decision.action)
+    if decision.action == "expire" and decision.reason_text:
+        return f"{verb} {decision.reason_text}"  # Expired after 24 h — rejected by policy
     if decision.surface == "policy":
         return f"{verb}: {decision.reason_text}" if decision.reason_text else verb
     text = f"{verb} by {decision.actor_name}"

@@ -16,8 +16,9 @@ from bot.states import ItemState
 from bot.views import item_public
 from storage import items as item_store
 from storage import stats as stats_store
+from storage import steps as step_store
 from storage.db import SessionFactory
-from storage.models import Decision, DeliveryAttempt
+from storage.models import Decision, DeliveryAttempt, StepRun
 
 # Another replica may decide the item; its notice does not reach this process, so a
 # waiting reader also looks at the database this often.
@@ -136,6 +137,11 @@ class InboxReader:
         """Every delivery attempt of the item (releases and callbacks), oldest first."""
         async with self._sessions() as session:
             return await item_store.attempts_for(session, item_id=item_id)
+
+    async def steps(self, *, item_id: str) -> list[StepRun]:
+        """The item's escalation steps (reminders, escalations, expiry), oldest first."""
+        async with self._sessions() as session:
+            return await step_store.runs_for(session, item_id=item_id)
 
     async def outcomes_between(
         self, *, routes: Sequence[str], since: datetime, until: datetime

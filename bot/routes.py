@@ -6,6 +6,7 @@ dotted path (``routes.support.thresholds.auto_approve_at``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -14,6 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.errors import ConfigError
+from bot.escalation import (
+    DigestSettings,
+    EscalationStep,
+    PlannedStep,
+    WorkingHours,
+    following,
+)
 
 SurfaceType = Literal["web", "slack", "discord"]
 
@@ -82,7 +90,10 @@ class Route(_Strict):
     reject_reasons: list[str] = Field(default_factory=list)
     target: Target | None = None
     callback_hosts: list[str] = Field(default_factory=list)
-    escalation: list[dict[str, Any]] = Field(default_factory=list)  # used by the scheduler
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    working_hours: WorkingHours | None = None
+    expire_in_working_hours: bool = False
+    digest: DigestSettings = Field(default_factory=DigestSettings)
 
     @model_validator(mode="after")
     def _checks(self) -> Route:
@@ -94,7 +105,40 @@ class Route(_Strict):
                 raise ValueError("target.url: must be an http(s) URL")
             if parts.hostname not in self.callback_hosts:
                 raise ValueError(f"target.url: host {parts.hostname!r} is not in callback_hosts")
+        self._check_escalation()
         return self
+
+    def _check_escalation(self) -> None:
+        chat = {s.type for s in self.surfaces if s.type != "web"}
+        expiries = [n for n, step in enumerate(self.escalation) if step.do == "expire"]
+        if len(expiries) > 1:
+            raise ValueError("escalation: at most one expire step")
+        for n, step in enumerate(self.escalation):
+            if step.do == "escalate" and step.channel and step.surface is None and len(chat) != 1:
+                raise ValueError(
+                    f"escalation.{n}.surface: say slack or discord for channel "
+                    f"{step.channel!r} (the route has {len(chat) or 'no'} chat surfaces)"
+                )
+
+    def escalation_surface(self, step: EscalationStep) -> str:
+        """The platform of an escalate step's channel: its own, or the route's one chat."""
+        if step.surface is not None:
+            return step.surface
+        return next(s.type for s in self.surfaces if s.type != "web")
+
+    def first_step(self, *, posted_at: datetime) -> PlannedStep | None:
+        """The first step of an item's escalation chain, or None without a chain."""
+        return self.step_after(None, posted_at=posted_at)
+
+    def step_after(self, index: int | None, *, posted_at: datetime) -> PlannedStep | None:
+        """The step that fires after step ``index`` (None: the first one)."""
+        return following(
+            self.escalation,
+            posted_at=posted_at,
+            hours=self.working_hours,
+            expire_in_working_hours=self.expire_in_working_hours,
+            after_index=index,
+        )
 
     def host_allowed(self, url: str) -> bool:
         """Whether ``url`` is an http(s) URL on one of the route's callback hosts."""

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     release_backoff_seconds: float = Field(default=2.0, gt=0)
     release_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     release_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The escalation sweep: how often it runs in `serve` (off: use `signoff sweep --once`
+    # from cron), and how long a claimed step is held before another sweep may take it.
+    sweep_enabled: bool = True
+    sweep_interval_seconds: float = Field(default=30.0, ge=1)
+    sweep_lease_seconds: float = Field(default=120.0, ge=5)
 
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None

@@ -94,6 +94,21 @@ async def add_post(session: AsyncSession, *, post: Post) -> Post:
     return post
 
 
+async def items_by_ids(session: AsyncSession, *, item_ids: Sequence[str]) -> list[Item]:
+    if not item_ids:
+        return []
+    query = select(Item).where(col(Item.id).in_(list(item_ids)))
+    return list((await session.exec(query.execution_options(populate_existing=True))).all())
+
+
+async def posts_for_items(session: AsyncSession, *, item_ids: Sequence[str]) -> list[Post]:
+    """The posts of several items, oldest first."""
+    if not item_ids:
+        return []
+    query = select(Post).where(col(Post.item_id).in_(list(item_ids))).order_by(col(Post.id))
+    return list((await session.exec(query)).all())
+
+
 async def posts_for(session: AsyncSession, *, item_id: str) -> list[Post]:
     query = select(Post).where(Post.item_id == item_id).order_by(col(Post.id))
     return list((await session.exec(query)).all())

@@ -51,6 +51,7 @@ class Item(ItemBase, table=True):
         UniqueConstraint("integrator_id", "idempotency_key", name="uq_items_idempotency"),
         Index("ix_items_integrator_id_id", "integrator_id", "id"),
         Index("ix_items_state_route", "state", "route"),
+        Index("ix_items_step_due", "state", "step_due_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -73,6 +74,9 @@ class Item(ItemBase, table=True):
     updated_at: datetime = _ts(index=True)
     decided_at: datetime | None = _ts(nullable=True, index=True)
     due_at: datetime | None = _ts(nullable=True)
+    # The escalation chain: the route's step that fires next, and when (None: no more).
+    next_step: int | None = None
+    step_due_at: datetime | None = _ts(nullable=True)
 
 
 class Decision(SQLModel, table=True):
@@ -188,3 +192,42 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = _ts()
     expires_at: datetime = _ts()
+
+
+class StepRun(SQLModel, table=True):
+    """One escalation step of one item: claimed by a sweep, then done. Unique per item
+    and step, so no restart or second replica fires a step twice."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("item_id", "step", name="uq_step_runs_item_step"),
+        Index("ix_step_runs_state_claimed", "state", "claimed_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", max_length=40)
+    route: str = Field(max_length=100)
+    step: int  # index in the route's escalation list
+    action: str = Field(max_length=16)  # nudge | escalate | expire
+    state: str = Field(max_length=16)  # claimed | done
+    due_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(nullable=True)
+    attempts: int = 1
+    done_posts: list[int] = Field(
+        default_factory=list, sa_column=Column(JSONColumn, nullable=False)
+    )  # posts already reminded: a retried step skips them
+    detail: str = ""
+    fired_at: datetime | None = _ts(nullable=True)
+
+
+class JobRun(SQLModel, table=True):
+    """A scheduled job's run for one slot (e.g. a route's daily digest on one day); the
+    replica that inserts the row runs the job."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "slot", name="uq_job_runs_job_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=200)
+    slot: str = Field(max_length=100)
+    at: datetime = _ts()

@@ -17,7 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Decision, Item
+from storage.models import Decision, Delivery, Item
 
 POLICY_SURFACE = "policy"
 
@@ -121,3 +121,17 @@ async def release_failures_by_route(
         query = query.where(col(Item.route).in_(list(routes)))
     rows = (await session.exec(query.group_by(Item.route))).all()
     return {route: int(count) for route, count in rows}
+
+
+async def items_by_route_state(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(route, state, count) over all items (an index-only scan of ``(state, route)``)."""
+    query: Any = select(Item.route, Item.state, func.count()).group_by(Item.route, Item.state)
+    return [(r, s, int(n)) for r, s, n in (await session.exec(query)).all()]
+
+
+async def deliveries_by_state(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(purpose, state, count) over the outbox."""
+    query: Any = select(Delivery.purpose, Delivery.state, func.count()).group_by(
+        Delivery.purpose, Delivery.state
+    )
+    return [(p, s, int(n)) for p, s, n in (await session.exec(query)).all()]

@@ -61,7 +61,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     """A clean, empty database of each kind."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/signoff.db"
-    url: str = request.getfixturevalue("pg_database")
+    return _clean(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """A clean, empty PostgreSQL database (for tests that need PostgreSQL itself)."""
+    return _clean(pg_database)
+
+
+def _clean(url: str) -> str:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
 
     async def reset() -> None:

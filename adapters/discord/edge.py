@@ -45,12 +45,16 @@ class DiscordEdge:
             service=service, reader=reader, routes=routes, web_url=web_url, digest=digest
         )
 
-    async def start(self) -> None:
-        """Log in over REST, then keep the gateway connection in the background."""
+    async def login(self) -> None:
+        """Log in over REST only: enough to post and edit (``signoff sweep --once``)."""
         # discord.py reads both from class attributes: one bot per process.
         discord.http.Route.BASE = self.api_url.rstrip("/")
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
         await self.bot.login(self.token)
+
+    async def start(self) -> None:
+        """Log in over REST, then keep the gateway connection in the background."""
+        await self.login()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:

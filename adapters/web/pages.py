@@ -115,6 +115,7 @@ class WebConsole:
         route = self.routes.get(item.route)
         content = item.final_content or item.content
         attempts = await self.inbox.attempts(item_id=item.id)
+        steps = await self.inbox.steps(item_id=item.id)
         edited = item.outcome == "edited" or any(d.action == "edit" for d in item.decisions)
         return {
             "user": user,
@@ -123,7 +124,7 @@ class WebConsole:
             "diff": diff_lines(content["diff"]) if item.kind == "code_change" else None,
             "fields": edit_fields(item),
             "reasons": route.reject_reasons if route else [],
-            "history": history(item, attempts),
+            "history": history(item, attempts, steps),
             "edit_diff": edit_diff(item.content, content) if edited else None,
             "pending": item.state == ItemState.pending,
         }

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from bot.kinds import LIST_FIELDS, LONG_FIELDS, get_kind
 from bot.present import content_diff
 from bot.schemas import ItemPublic
-from storage.models import DeliveryAttempt
+from storage.models import DeliveryAttempt, StepRun
 
 TEMPLATES = Path(__file__).with_name("templates")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
@@ -121,7 +121,13 @@ _DONE = {
 }
 
 
-def history(item: ItemPublic, attempts: Sequence[DeliveryAttempt]) -> list[HistoryEntry]:
+_STEP = {"nudge": "reminder", "escalate": "escalated", "expire": "past its expiry"}
+
+
+def history(
+    item: ItemPublic, attempts: Sequence[DeliveryAttempt], steps: Sequence[StepRun] = ()
+) -> list[HistoryEntry]:
+    """What happened to the item, oldest first: decisions, escalation steps, deliveries."""
     entries = [
         HistoryEntry(at=item.created_at, who="integrator", what="submitted", detail=item.title)
     ]
@@ -139,6 +145,19 @@ def history(item: ItemPublic, attempts: Sequence[DeliveryAttempt]) -> list[Histo
                 what=f"{a.purpose} attempt {a.attempt}",
                 detail=a.detail,
                 ok=a.ok,
+            )
+        )
+    for run in steps:
+        if run.fired_at is None or (run.action == "expire" and run.detail.startswith("expired")):
+            continue  # in progress, or an expiry: that one is shown as the decision
+        what = "skipped" if run.detail.startswith("skipped") else _STEP.get(run.action, run.action)
+        entries.append(
+            HistoryEntry(
+                at=run.fired_at,
+                who="scheduler",
+                what=what,
+                detail=run.detail,
+                ok=not run.detail.startswith("gave up"),
             )
         )
     return sorted(entries, key=lambda e: e.at)
