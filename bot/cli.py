@@ -315,7 +315,8 @@ def sweep(
     print(
         f"nudged {report.nudged}, in digests {report.in_digests} ({report.digests} digests), "
         f"escalated {report.escalated}, expired {report.expired}, kept {report.kept}, "
-        f"skipped {report.skipped}, recovered {report.recovered}, failed {report.failed}"
+        f"skipped {report.skipped}, recovered {report.recovered}, failed {report.failed}, "
+        f"cards posted late {report.reposted}"
     )
 
 

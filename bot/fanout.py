@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from bot.card import ReviewCard
 from bot.clock import Clock
 from bot.ports import Surface
 from bot.present import build_card
-from bot.routes import RouteTable
+from bot.routes import Route, RouteTable, SurfaceConfig
 from bot.schemas import ItemPublic
 from storage import items as item_store
 from storage.db import SessionFactory
 from storage.models import Post
 
 log = logging.getLogger("signoff.fanout")
+RETRY_POSTING = timedelta(seconds=30)  # a card that failed to post: the sweep tries again
 
 
 class SurfaceFanout:
@@ -36,14 +38,46 @@ class SurfaceFanout:
         self._surfaces = surfaces
         self._clock = clock
 
-    async def post(self, item: ItemPublic) -> None:
-        """Show a pending item on each surface of its route and remember where."""
+    def chat_targets(self, route: Route) -> list[SurfaceConfig]:
+        """The route's chat surfaces that are enabled here: cards there must be posted."""
+        return [t for t in route.surfaces if t.type != "web" and t.type in self._surfaces]
+
+    async def post(self, item: ItemPublic, *, missing_only: bool = False) -> bool:
+        """Show a pending item on each surface of its route and remember where; with
+        ``missing_only``, only where no card of it is recorded yet (a retry). True when
+        every chat card is posted: the item's ``post_due_at`` is then cleared."""
         route = self._routes.get(item.route)
         if route is None:
-            return
+            return True
         card = build_card(item, route)
-        for target in route.surfaces:
-            await self._post_card(item.id, card, surface=target.type, channel=target.channel)
+        if not missing_only:
+            for target in route.surfaces:
+                if target.type == "web" and "web" in self._surfaces:
+                    await self._post_card(item.id, card, surface="web", channel=None)
+        todo = self.chat_targets(route)
+        if missing_only:
+            async with self._sessions() as session:
+                have = {
+                    (p.surface, p.channel)
+                    for p in await item_store.posts_for(session, item_id=item.id)
+                }
+            todo = [t for t in todo if (t.type, t.channel) not in have]
+        posted = 0
+        for n, target in enumerate(todo):
+            last = n == len(todo) - 1 and posted == n
+            post = await self._post_card(
+                item.id, card, surface=target.type, channel=target.channel, all_done=last
+            )
+            posted += post is not None
+        if not todo and missing_only:
+            await self._set_post_due(item.id, None)
+        elif posted < len(todo) and not missing_only:  # a surface is down: retry soon
+            await self._set_post_due(item.id, self._clock.now() + RETRY_POSTING)
+        return posted == len(todo)
+
+    async def _set_post_due(self, item_id: str, at: datetime | None) -> None:
+        async with self._sessions() as session, session.begin():
+            await item_store.set_post_due(session, item_id=item_id, at=at)
 
     async def post_to(self, item: ItemPublic, *, surface: str, channel: str | None) -> Post | None:
         """Show the card on one more surface channel (an escalation); None if it failed."""
@@ -55,7 +89,13 @@ class SurfaceFanout:
         )
 
     async def _post_card(
-        self, item_id: str, card: ReviewCard, *, surface: str, channel: str | None
+        self,
+        item_id: str,
+        card: ReviewCard,
+        *,
+        surface: str,
+        channel: str | None,
+        all_done: bool = False,
     ) -> Post | None:
         edge = self._surfaces.get(surface)
         if edge is None:
@@ -69,6 +109,8 @@ class SurfaceFanout:
         if ref is None:
             return None
         async with self._sessions() as session, session.begin():
+            if all_done:  # the item's last card: nothing is left for a sweep to post
+                await item_store.set_post_due(session, item_id=item_id, at=None)
             return await item_store.add_post(
                 session,
                 post=Post(

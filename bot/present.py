@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.card import ReviewCard
@@ -104,3 +104,22 @@ def describe(decision: DecisionPublic) -> str:
     minutes = round(decision.since_posted_seconds / 60)
     text += f" · {minutes} min after posting"
     return text
+
+
+def fit_lines(head: str, lines: Sequence[str], *, limit: int) -> str:
+    """``head`` and as many of ``lines`` as fit in ``limit`` characters, one a line; when
+    some do not fit, the last line says how many were left out ("… and N more")."""
+    head = head[: max(0, limit - len(_more(len(lines))))] if lines else head[:limit]
+    text = head
+    for n, line in enumerate(lines):
+        left_after = len(lines) - n - 1
+        longer = f"{text}\n{line}" if text else line
+        if len(longer) + (len(_more(left_after)) if left_after else 0) > limit:
+            # The previous round made sure this tail fits after ``text``.
+            return f"{text}{_more(len(lines) - n)}".lstrip("\n")
+        text = longer
+    return text
+
+
+def _more(count: int) -> str:
+    return f"\n… and {count} more"

@@ -41,6 +41,7 @@ class SweepReport:
     kept: int = 0
     skipped: int = 0
     recovered: int = 0
+    reposted: int = 0  # items whose cards a sweep posted (the submitter could not)
     failed: int = 0
 
     @property

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,9 @@ from storage.models import Item
 
 log = logging.getLogger("signoff.service")
 
+# How long the submitting process has to post an item's chat cards before a sweep
+# takes over (long enough for a paced burst into one channel).
+POST_GRACE = timedelta(minutes=10)
 POLICY_ACTOR = Actor(surface="policy", user_id="policy", name="signoff policy")
 _MAX_RACE_RETRIES = 500
 
@@ -129,6 +132,8 @@ class ReviewService:
             due_at=data.due_at.astimezone(UTC) if data.due_at else None,
         )
         first = route.first_step(posted_at=now)  # the escalation chain starts at posting
+        if self._fanout.chat_targets(route):  # in case this process dies before posting
+            row.post_due_at = now + POST_GRACE
         if first is not None:
             row.next_step, row.step_due_at = first.index, first.due
         auto = auto_decision(route, data.confidence)

@@ -68,6 +68,7 @@ def settle(
         "decided_at": now,
         "next_step": None,
         "step_due_at": None,
+        "post_due_at": None,
     }
     if release is None:
         release = state == ItemState.approved

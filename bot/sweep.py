@@ -83,6 +83,8 @@ class Sweeper:
         """One sweep at ``now`` (default: the clock's time)."""
         now = now or self._clock.now()
         report = SweepReport()
+        while reposted := await self._repost(now):
+            report.reposted += reposted
         while recovered := await self._recover(now):
             report.recovered += len(recovered)
             await self._reminders.carry_out(recovered, now=now, report=report)
@@ -93,6 +95,26 @@ class Sweeper:
         return report
 
     # -- claiming ----------------------------------------------------------------------
+
+    async def _repost(self, now: datetime) -> int:
+        """Post the cards that the submitting process failed (or died before) posting;
+        how many items were looked at (0: none were due)."""
+        async with self._sessions() as session, session.begin():
+            due = await step_store.unposted(session, now=now, limit=self._batch)
+            mine = [
+                row
+                for row in due
+                if await step_store.claim_posting(session, item=row, until=now + self._lease)
+            ]
+        if not due:
+            return 0
+        if mine:
+            async with self._sessions() as session:
+                history = await item_store.decisions_for(session, item_ids=[r.id for r in mine])
+            for row in mine:
+                item = item_public(row, [d for d in history if d.item_id == row.id], self._routes)
+                await self._fanout.post(item, missing_only=True)
+        return len(due)
 
     async def _recover(self, now: datetime) -> list[ClaimedStep]:
         async with self._sessions() as session, session.begin():

@@ -109,6 +109,11 @@ async def posts_for_items(session: AsyncSession, *, item_ids: Sequence[str]) -> 
     return list((await session.exec(query)).all())
 
 
+async def set_post_due(session: AsyncSession, *, item_id: str, at: datetime | None) -> None:
+    """When a sweep should (re)post the item's missing cards; None: all are posted."""
+    await session.exec(update(Item).where(col(Item.id) == item_id).values(post_due_at=at))
+
+
 async def posts_for(session: AsyncSession, *, item_id: str) -> list[Post]:
     query = select(Post).where(Post.item_id == item_id).order_by(col(Post.id))
     return list((await session.exec(query)).all())

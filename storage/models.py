@@ -52,6 +52,7 @@ class Item(ItemBase, table=True):
         Index("ix_items_integrator_id_id", "integrator_id", "id"),
         Index("ix_items_state_route", "state", "route"),
         Index("ix_items_step_due", "state", "step_due_at"),
+        Index("ix_items_post_due", "state", "post_due_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -77,6 +78,9 @@ class Item(ItemBase, table=True):
     # The escalation chain: the route's step that fires next, and when (None: no more).
     next_step: int | None = None
     step_due_at: datetime | None = _ts(nullable=True)
+    # Set while a card still has to reach a chat surface: a sweep posts it if the
+    # submitting process failed or died before it could.
+    post_due_at: datetime | None = _ts(nullable=True)
 
 
 class Decision(SQLModel, table=True):

@@ -108,6 +108,31 @@ async def unschedule(session: AsyncSession, *, item_id: str, next_step: int | No
     )
 
 
+async def unposted(session: AsyncSession, *, now: datetime, limit: int) -> list[Item]:
+    """Pending items whose cards should be on a chat surface by now and may not be."""
+    query = (
+        select(Item)
+        .where(Item.state == "pending", col(Item.post_due_at) <= now)
+        .order_by(col(Item.post_due_at), col(Item.id))
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def claim_posting(session: AsyncSession, *, item: Item, until: datetime) -> bool:
+    """Take over posting ``item``'s cards until ``until`` (conditional, like a step)."""
+    stmt = (
+        update(Item)
+        .where(
+            col(Item.id) == item.id,
+            col(Item.state) == "pending",
+            col(Item.post_due_at) == item.post_due_at,
+        )
+        .values(post_due_at=until)
+    )
+    return bool((await session.exec(stmt)).rowcount == 1)
+
+
 async def stale_claims(session: AsyncSession, *, now: datetime, limit: int) -> list[StepRun]:
     """Runs claimed by a sweep that did not finish before its lease ran out."""
     query = (

@@ -397,3 +397,45 @@ async def test_the_history_and_metrics_show_the_steps(
         counts = await step_store.counts(session)
     assert run.detail == "reminded on slack C0REVIEW; reminded on discord 42"
     assert ("support", "nudge", "done", 1) in counts
+
+
+async def test_a_card_that_failed_to_post_is_posted_by_a_sweep_once(
+    system: System,
+    integrator: Integrator,
+    clock: FrozenClock,
+    slack: RecordingSurface,
+    discord: RecordingSurface,
+) -> None:
+    slack.fail_posts = True  # Slack is down while the item is submitted
+    item_id = await submit(system, integrator)
+    assert slack.posts == [] and len(discord.posts) == 1
+    clock.advance(timedelta(seconds=29))
+    assert (await system.sweeper.run_once()).reposted == 0
+    slack.fail_posts = False
+    clock.advance(timedelta(seconds=1))
+    assert (await system.sweeper.run_once()).reposted == 1
+    assert [c.item_id for c, _ in slack.posts] == [item_id] and len(discord.posts) == 1
+    clock.advance(timedelta(minutes=30))
+    assert (await system.sweeper.run_once()).reposted == 0  # posted everywhere: done
+    assert len(slack.posts) == 1 and len(slack.nudges) == 1  # and reminded in its thread
+
+
+async def test_a_submitter_that_dies_before_posting_leaves_the_card_to_a_sweep(
+    system: System, integrator: Integrator, clock: FrozenClock, discord: RecordingSurface
+) -> None:
+    import asyncio
+
+    async def die(**_: Any) -> None:
+        raise asyncio.CancelledError  # the process goes away mid-post
+
+    discord.post = die  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await submit(system, integrator)
+    del discord.post
+    [item] = (await system.reader.page(integrator_id=integrator.id)).items
+    assert item.state == "pending"
+    clock.advance(timedelta(minutes=9))
+    assert (await system.sweeper.run_once()).reposted == 0  # the submitter may still be at it
+    clock.advance(timedelta(minutes=1))
+    assert (await system.sweeper.run_once()).reposted == 1
+    assert [c.item_id for c, _ in discord.posts] == [item.id]

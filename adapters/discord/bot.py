@@ -25,7 +25,7 @@ from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError
 from bot.kinds import LIST_FIELDS, get_kind
 from bot.ports import Actor, DigestEntry
-from bot.present import already_decided
+from bot.present import already_decided, fit_lines
 from bot.reader import ItemReader
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
@@ -263,7 +263,7 @@ class DiscordSurface:
             for e in entries
         ]
         await target.send(
-            self._fit(head, lines, limit=self.MAX_CONTENT),
+            fit_lines(head, lines, limit=self.MAX_CONTENT),
             allowed_mentions=allowed,
             suppress_embeds=True,
         )
@@ -323,25 +323,6 @@ class DiscordSurface:
         flat = flat.replace("[", "\ue000").replace("]", "\ue001")
         safe = discord.utils.escape_mentions(discord.utils.escape_markdown(flat))
         return safe.replace("\ue000", "\\[").replace("\ue001", "\\]")
-
-    @staticmethod
-    def _fit(head: str, lines: Sequence[str], *, limit: int) -> str:
-        """``head`` and as many of ``lines`` as fit in ``limit`` characters, one a line;
-        when some do not fit, the last line says how many were left out."""
-
-        def more(count: int) -> str:
-            return f"\n… and {count} more"
-
-        head = head[: max(0, limit - len(more(len(lines))))] if lines else head[:limit]
-        text = head
-        for n, line in enumerate(lines):
-            left_after = len(lines) - n - 1
-            longer = f"{text}\n{line}" if text else line
-            if len(longer) + (len(more(left_after)) if left_after else 0) > limit:
-                # The previous round made sure this tail fits after ``text``.
-                return f"{text}{more(len(lines) - n)}".lstrip("\n")
-            text = longer
-        return text
 
 
 class DiscordReviews:

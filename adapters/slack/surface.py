@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.blocks import card_blocks, diff_reply, escape, fallback_text
 from bot.card import ReviewCard
 from bot.ports import DigestEntry
+from bot.present import fit_lines
 
 log = logging.getLogger("signoff.slack")
 
@@ -205,25 +206,6 @@ class SlackSurface:
             )
 
         await self._pacer.turn(channel, send)
-
-
-def fit_lines(head: str, lines: Sequence[str], *, limit: int) -> str:
-    """``head`` and as many of ``lines`` as fit in ``limit`` characters, one a line; when
-    some do not fit, the last line says how many were left out ("… and N more")."""
-    head = head[: max(0, limit - len(_more(len(lines))))] if lines else head[:limit]
-    text = head
-    for n, line in enumerate(lines):
-        left_after = len(lines) - n - 1
-        longer = f"{text}\n{line}" if text else line
-        if len(longer) + (len(_more(left_after)) if left_after else 0) > limit:
-            # The previous round made sure this tail fits after ``text``.
-            return f"{text}{_more(len(lines) - n)}".lstrip("\n")
-        text = longer
-    return text
-
-
-def _more(count: int) -> str:
-    return f"\n… and {count} more"
 
 
 def _escaped_clip(text: str, limit: int) -> str:

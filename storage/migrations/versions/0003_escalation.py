@@ -1,5 +1,5 @@
 """Escalation chains: the next step of each item and when it is due, claimed step
-runs, and job runs for the daily digests.
+runs, job runs for the daily digests, and cards still to be posted.
 
 Revision ID: 0003
 Revises: 0002
@@ -24,7 +24,9 @@ def upgrade() -> None:
     with op.batch_alter_table("items") as batch:
         batch.add_column(sa.Column("next_step", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("step_due_at", UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("post_due_at", UTCDateTime(), nullable=True))
     op.create_index("ix_items_step_due", "items", ["state", "step_due_at"])
+    op.create_index("ix_items_post_due", "items", ["state", "post_due_at"])
     op.create_table(
         "step_runs",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -56,7 +58,9 @@ def downgrade() -> None:
     op.drop_table("job_runs")
     op.drop_index("ix_step_runs_state_claimed", "step_runs")
     op.drop_table("step_runs")
+    op.drop_index("ix_items_post_due", "items")
     op.drop_index("ix_items_step_due", "items")
     with op.batch_alter_table("items") as batch:
+        batch.drop_column("post_due_at")
         batch.drop_column("step_due_at")
         batch.drop_column("next_step")
