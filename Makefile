@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/sweep.py
 
 clean:
 	rm -rf $(VENV) signoff.db signoff.db-wal signoff.db-shm

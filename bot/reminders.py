@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.escalation import EscalationStep, format_duration
 from bot.fanout import SurfaceFanout
 from bot.notify import Notifier
@@ -124,8 +126,11 @@ class Reminders:
         # Channels go in parallel; within one, reminders follow each other (chat
         # platforms pace posts per channel).
         await asyncio.gather(*(remind(key, pairs) for key, pairs in channels.items()))
+        async with self._sessions() as session, session.begin():  # one commit per page
+            for work in works:
+                await self._record(session, work, now=now, report=report)
         for work in works:
-            await self._settle_run(work, now=now, report=report)
+            self._notifier.changed(work.run.item_id)
 
     async def _nudge(self, work: ClaimedStep, post: Post, report: SweepReport) -> None:
         assert post.id is not None
@@ -236,18 +241,20 @@ class Reminders:
             return list(step.mention.get(surface, []))  # type: ignore[call-overload]
         return list(work.route.reviewers.get(surface, []))  # type: ignore[call-overload]
 
-    async def _settle_run(self, work: ClaimedStep, *, now: datetime, report: SweepReport) -> None:
+    async def _record(
+        self, session: AsyncSession, work: ClaimedStep, *, now: datetime, report: SweepReport
+    ) -> None:
         detail = "; ".join(dict.fromkeys(work.notes)) or "done"
+        assert work.run.id is not None
         if work.failed and work.run.attempts < _GIVE_UP_AFTER:
             report.failed += 1
-            assert work.run.id is not None
-            async with self._sessions() as session, session.begin():
-                await step_store.post_done(session, run_id=work.run.id, post_ids=sorted(work.done))
+            await step_store.post_done(session, run_id=work.run.id, post_ids=sorted(work.done))
             return  # the lease runs out and a later sweep tries the rest again
         if work.failed:
             detail = f"gave up after {work.run.attempts} attempts: {detail}"
-        await self.finish(work.run, now=now, detail=detail, post_ids=sorted(work.done))
-        self._notifier.changed(work.run.item_id)
+        await step_store.finish(
+            session, run=work.run, now=now, detail=detail, post_ids=sorted(work.done)
+        )
 
     async def finish(
         self, run: StepRun, *, now: datetime, detail: str, post_ids: list[int] | None = None

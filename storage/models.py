@@ -51,8 +51,9 @@ class Item(ItemBase, table=True):
         UniqueConstraint("integrator_id", "idempotency_key", name="uq_items_idempotency"),
         Index("ix_items_integrator_id_id", "integrator_id", "id"),
         Index("ix_items_state_route", "state", "route"),
-        Index("ix_items_step_due", "state", "step_due_at"),
-        Index("ix_items_post_due", "state", "post_due_at"),
+        # with id: many items due at one minute (working hours open) need no sort
+        Index("ix_items_step_due", "state", "step_due_at", "id"),
+        Index("ix_items_post_due", "state", "post_due_at", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -25,8 +25,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("next_step", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("step_due_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("post_due_at", UTCDateTime(), nullable=True))
-    op.create_index("ix_items_step_due", "items", ["state", "step_due_at"])
-    op.create_index("ix_items_post_due", "items", ["state", "post_due_at"])
+    op.create_index("ix_items_step_due", "items", ["state", "step_due_at", "id"])
+    op.create_index("ix_items_post_due", "items", ["state", "post_due_at", "id"])
     op.create_table(
         "step_runs",
         sa.Column("id", sa.Integer(), primary_key=True),
