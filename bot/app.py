@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.targets.email import EmailTarget
+from adapters.targets.git import GitTarget
+from adapters.targets.github import GithubTarget
 from adapters.targets.webhook import WebhookTarget
 from adapters.web.auth import WebAuth
 from adapters.web.live import Broadcaster, ChangeWatcher
@@ -36,6 +40,7 @@ from bot.notify import Notifier
 from bot.ports import DeliveryTarget, Surface
 from bot.reader import InboxReader, ItemReader
 from bot.release import ReleaseWorker, RetryPolicy
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable, load_routes
 from bot.scheduler import build_scheduler
 from bot.service import ReviewService
@@ -70,6 +75,7 @@ class System:
     broadcaster: Broadcaster
     watcher: ChangeWatcher
     web: WebConsole
+    retry: ReleaseRetry
     sweeper: Sweeper
     daily: DailyDigest
     slack: SlackEdge | None = None
@@ -104,7 +110,7 @@ def build(
         if discord is not None:
             surfaces["discord"] = discord.surface
     surfaces = dict(surfaces)
-    targets = dict(targets) if targets is not None else {"webhook": WebhookTarget(client=http)}
+    targets = dict(targets) if targets is not None else _targets(settings, http)
     _check_routes(routes, targets)
     notifier = Notifier()
     notifier.listen(broadcaster.publish)
@@ -118,8 +124,18 @@ def build(
             lease_seconds=settings.release_timeout_seconds * 4 + 30,
         ),
         on_change=notifier.changed,
+        on_release=lambda item_id: refresh_cards(item_id),
     )
     fanout = SurfaceFanout(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    retry = ReleaseRetry(
+        sessions=sessions,
+        routes=routes,
+        clock=clock,
+        notifier=notifier,
+        max_attempts=settings.release_max_attempts,
+        refresh=fanout.refresh,
+        on_queued=worker.wake,
+    )
     sweeper = Sweeper(
         sessions=sessions,
         routes=routes,
@@ -148,6 +164,10 @@ def build(
         on_queued=worker.wake,
     )
     reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+
+    async def refresh_cards(item_id: str) -> None:  # after a release ends: on every card
+        await fanout.refresh(await reader.get(item_id=item_id))
+
     if discord is not None:
         discord.connect(
             service=service,
@@ -157,6 +177,7 @@ def build(
             digest=Digest(
                 inbox=InboxReader(sessions=sessions, routes=routes), routes=routes, clock=clock
             ),
+            retry=retry,
         )
     if slack is not None:
         slack.connect(
@@ -167,6 +188,7 @@ def build(
             web_url=settings.base_url,
             inbox=InboxReader(sessions=sessions, routes=routes),
             clock=clock,
+            retry=retry,
         )
     web = WebConsole(
         auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),
@@ -177,6 +199,7 @@ def build(
         broadcaster=broadcaster,
         sessions=sessions,
         clock=clock,
+        retry=retry,
         secure_cookies=settings.base_url.startswith("https://"),
     )
     return System(
@@ -194,6 +217,7 @@ def build(
         broadcaster=broadcaster,
         watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
         web=web,
+        retry=retry,
         sweeper=sweeper,
         daily=daily,
         slack=slack,
@@ -238,14 +262,39 @@ def _discord(settings: Settings) -> DiscordEdge | None:
     )
 
 
+def _targets(settings: Settings, http: httpx.AsyncClient) -> dict[str, DeliveryTarget]:
+    """The release targets this configuration makes available."""
+    targets: dict[str, DeliveryTarget] = {
+        "webhook": WebhookTarget(client=http),
+        "git": GitTarget(timeout=max(60.0, settings.release_timeout_seconds)),
+    }
+    if settings.smtp_url:
+        targets["email"] = EmailTarget(
+            smtp_url=settings.smtp_url, timeout=settings.release_timeout_seconds
+        )
+    if settings.github_token:
+        targets["github"] = GithubTarget(
+            client=http, api_url=settings.github_api_url, token=settings.github_token
+        )
+    return targets
+
+
+# What makes a target type available, for the error when a route names a missing one.
+_NEEDS = {"email": "set SIGNOFF_SMTP_URL", "github": "set SIGNOFF_GITHUB_TOKEN"}
+
+
 def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> None:
     for name in routes.names():
         route = routes.get(name)
-        if route is not None and route.target is not None and route.target.type not in targets:
-            raise ConfigError(
-                f"routes.{name}.target.type: the {route.target.type!r} target is not available "
-                f"in this build (available: {', '.join(sorted(targets))})"
-            )
+        if route is None:
+            continue
+        for where, target in route.named_targets():
+            if target.type not in targets:
+                raise ConfigError(
+                    f"routes.{name}.{where}.type: the {target.type!r} target is not available "
+                    f"({_NEEDS.get(target.type, 'not in this build')}; available: "
+                    f"{', '.join(sorted(targets))})"
+                )
 
 
 def create_app(
@@ -275,6 +324,11 @@ def create_app(
         )
         if run_scheduler:
             scheduler.start()
+        # What start-up made (routes, templates, SDK modules) lives as long as the
+        # process: keep it out of the collector's full scans, which otherwise stall
+        # the loop for tens of milliseconds (bench/sweep.py).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

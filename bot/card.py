@@ -34,6 +34,8 @@ class ReviewCard:
     status: str | None = None  # after a decision: "Approved by …"; None while open
     reject_reasons: tuple[str, ...] = field(default=())
     edit_diff: str | None = None  # once edited and approved: original → released
+    # once settled: "Release failed: <reason>" (with a "retry" action), or None
+    release_note: str | None = None
 
     @property
     def context_line(self) -> str:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -20,10 +20,12 @@ from pydantic import ValidationError
 
 from bot.app import System, build, create_app
 from bot.errors import ConfigError, SignoffError
+from bot.outbox import RELEASE
 from bot.ports import Actor
 from bot.routes import RouteTable
 from bot.schemas import ItemCreate
 from bot.settings import Settings, load_settings
+from storage import outbox as outbox_store
 from storage.migrate import upgrade
 
 T = TypeVar("T")
@@ -33,10 +35,12 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Integrator API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+releases_app = typer.Typer(help="Releases to targets.", no_args_is_help=True)
 users_app = typer.Typer(help="Web reviewers.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
+app.add_typer(releases_app, name="releases")
 
 HostOpt = Annotated[str | None, typer.Option(help="Listen address [SIGNOFF_HOST].")]
 PortOpt = Annotated[int | None, typer.Option(help="Listen port [SIGNOFF_PORT].")]
@@ -252,6 +256,10 @@ def items(
         (i.id, i.route, i.kind, i.state, i.outcome or "-", i.release_state, i.title[:50])
         for i in page.items
     ]
+    _print_table(rows)
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
@@ -280,6 +288,57 @@ def decide(
 
     item = _with_system(_settings(), work)
     print(f"{item.id}  {item.state}  {item.outcome or ''}  release {item.release_state}")
+
+
+@releases_app.command("list")
+def releases_list(
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed releases.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Releases (one line per target of a chain), newest first."""
+
+    async def work(system: System) -> Any:
+        async with system.sessions() as session:
+            return await outbox_store.list_rows(
+                session, purpose=RELEASE, state="failed" if failed else None, limit=limit
+            )
+
+    rows = _with_system(_settings(), work)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "item": r.item_id,
+                        "target": r.target_type,
+                        "to": r.url,
+                        "state": r.state,
+                        "attempts": r.attempts,
+                        "error": r.last_error if r.state != "delivered" else None,
+                        "receipt": r.receipt,
+                    }
+                    for r in rows
+                ]
+            )
+        )
+        return
+    table = [("ITEM", "TARGET", "STATE", "ATTEMPTS", "DETAIL")]
+    for r in rows:
+        detail = r.receipt if r.state == "delivered" else (r.last_error or "")
+        table.append((r.item_id, r.url, r.state, str(r.attempts), (detail or "")[:80]))
+    _print_table(table)
+
+
+@releases_app.command("retry")
+def releases_retry(item_id: str) -> None:
+    """Queue an item's failed release again (same idempotency keys); `serve` delivers it."""
+
+    async def work(system: System) -> Any:
+        return await system.retry.retry(item_id=item_id)
+
+    item = _with_system(_settings(), work)
+    print(f"{item.id}  release {item.release_state}")
 
 
 @app.command()

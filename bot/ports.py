@@ -87,7 +87,13 @@ class DigestEntry:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRequest:
-    """One delivery attempt. ``idempotency_key`` is the same on every attempt."""
+    """One delivery attempt. ``idempotency_key`` is the same on every attempt.
+
+    ``item`` is the item as the API shows it when it was settled (``final_content`` is
+    what to release; ``decisions`` say who approved); ``target`` is the route's target
+    configuration at that time (e.g. ``{"type": "email", "from": "..."}``); ``body`` is
+    the JSON a webhook receives.
+    """
 
     url: str
     body: bytes
@@ -95,6 +101,8 @@ class DeliveryRequest:
     signing_secret: str
     event: str
     attempt: int
+    item: Mapping[str, Any] = field(default_factory=dict)
+    target: Mapping[str, Any] = field(default_factory=dict)
 
 
 class DeliveryTarget(Protocol):

@@ -62,7 +62,7 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
         body=parts.body,
         diff=parts.diff,
         options=parts.options,
-        actions=("approve", "edit", "reject") if item.state == "pending" else (),
+        actions=_actions(item),
         status=status_line(item),
         reject_reasons=tuple(route.reject_reasons),
         edit_diff=(
@@ -70,7 +70,20 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
             if item.outcome == "edited" and item.final_content is not None
             else None
         ),
+        release_note=(
+            f"Release failed: {item.release_error or 'unknown error'}"
+            if item.release_state == "failed"
+            else None
+        ),
     )
+
+
+def _actions(item: ItemPublic) -> tuple[str, ...]:
+    if item.state == "pending":
+        return ("approve", "edit", "reject")
+    if item.release_state == "failed":
+        return ("retry",)  # the release can be queued again, with the same key
+    return ()
 
 
 def status_line(item: ItemPublic) -> str | None:
@@ -83,6 +96,18 @@ def status_line(item: ItemPublic) -> str | None:
     if final is None:
         return item.state.capitalize()
     return describe(final)
+
+
+def approvers_of(item: Mapping[str, Any]) -> list[str]:
+    """Who approved ``item`` (its JSON form), in order, once each: ``ann (slack U0ANN)``.
+
+    For ``Reviewed-by`` trailers and pull request bodies."""
+    seen: dict[str, str] = {}
+    for d in item.get("decisions") or []:
+        if d.get("action") in ("approve", "edit") and d.get("surface") != "policy":
+            who = f"{d.get('surface')}:{d.get('actor_id')}"
+            seen.setdefault(who, f"{d.get('actor_name')} ({d.get('surface')} {d.get('actor_id')})")
+    return list(seen.values())
 
 
 def already_decided(winner: Winner) -> str:

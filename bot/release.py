@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.errors import ReleaseError
-from bot.outbox import RELEASE
+from bot.outbox import RELEASE, release_link
 from bot.ports import DeliveryRequest, DeliveryTarget
 from bot.states import ReleaseState, next_release_state
 from storage import items as item_store
@@ -56,6 +56,7 @@ class ReleaseWorker:
         clock: Clock,
         policy: RetryPolicy | None = None,
         on_change: Callable[[str], None] = lambda _item_id: None,
+        on_release: Callable[[str], Awaitable[None]] | None = None,
         batch: int = 16,
     ) -> None:
         self._sessions = sessions
@@ -63,6 +64,7 @@ class ReleaseWorker:
         self._clock = clock
         self._policy = policy or RetryPolicy()
         self._on_change = on_change
+        self._on_release = on_release
         self._batch = batch
         self._wake = asyncio.Event()
 
@@ -127,7 +129,11 @@ class ReleaseWorker:
             key = await key_store.key_by_id(session, key_id=item.integrator_id) if item else None
         if key is None:
             raise ReleaseError("the integrator's key no longer exists", retryable=False)
-        body = json.dumps(row.payload, separators=(",", ":")).encode()
+        # A webhook gets the event and the item; the chain bookkeeping stays with us.
+        body = json.dumps(
+            {"event": row.payload.get("event"), "item": row.payload.get("item")},
+            separators=(",", ":"),
+        ).encode()
         return DeliveryRequest(
             url=row.url,
             body=body,
@@ -135,6 +141,8 @@ class ReleaseWorker:
             signing_secret=key.signing_secret,
             event=str(row.payload.get("event", "")),
             attempt=row.attempts,
+            item=row.payload.get("item") or {},
+            target=row.payload.get("target") or {"type": row.target_type, "url": row.url},
         )
 
     async def _delivered(self, row: Delivery, receipt: str) -> None:
@@ -144,12 +152,34 @@ class ReleaseWorker:
                 session, delivery_id=row.id, now=self._clock.now(), receipt=receipt
             )
             await self._record(session, row, ok=True, detail=receipt)
-            if row.purpose == RELEASE:
+            following = self._next_link(row)
+            if following is not None:
+                await outbox_store.enqueue(session, delivery=following)
+            elif row.purpose == RELEASE:
                 await self._set_release(session, row.item_id, ReleaseState.released, None)
+        if following is not None:
+            self.wake()
         log.info(
             "delivered %s %s (attempt %d): %s", row.purpose, row.item_id, row.attempts, receipt
         )
         self._on_change(row.item_id)
+        if row.purpose == RELEASE and following is None:
+            await self._released(row.item_id)
+
+    def _next_link(self, row: Delivery) -> Delivery | None:
+        """The next link of a release chain, once this one is delivered."""
+        chain = row.payload.get("chain") or []
+        link = int(row.payload.get("link") or 0)
+        if row.purpose != RELEASE or link + 1 >= len(chain):
+            return None
+        return release_link(
+            item_id=row.item_id,
+            snapshot=row.payload["item"],
+            chain=chain,
+            link=link + 1,
+            now=self._clock.now(),
+            max_attempts=row.max_attempts,
+        )
 
     async def _failed(self, row: Delivery, error: str, *, retryable: bool) -> None:
         assert row.id is not None
@@ -177,6 +207,17 @@ class ReleaseWorker:
             "%s %s failed after %d attempts: %s", row.purpose, row.item_id, row.attempts, error
         )
         self._on_change(row.item_id)
+        if row.purpose == RELEASE:
+            await self._released(row.item_id)
+
+    async def _released(self, item_id: str) -> None:
+        """The release ended (released or failed): the cards say so."""
+        if self._on_release is None:
+            return
+        try:
+            await self._on_release(item_id)
+        except Exception:  # a surface outage must not stop the worker
+            log.exception("item %s: updating the cards after its release failed", item_id)
 
     async def _record(self, session: AsyncSession, row: Delivery, *, ok: bool, detail: str) -> None:
         assert row.id is not None

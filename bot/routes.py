@@ -59,18 +59,29 @@ class WebhookTarget(_Strict):
 
 
 class EmailTarget(_Strict):
+    """Send an approved ``email`` item over SMTP (``SIGNOFF_SMTP_URL``)."""
+
     type: Literal["email"]
-    from_: str = Field(alias="from")
+    from_: str = Field(alias="from")  # the sender address, e.g. "Support <help@example.com>"
+    reply_to: str | None = None
 
 
 class GitTarget(_Strict):
+    """Land an approved ``code_change`` on branch ``signoff/<item id>`` of a repository."""
+
     type: Literal["git"]
-    repository: str
+    repository: str  # a local path or a remote URL (credentials from the environment)
+    base: str | None = None  # default: the item's ``base``
+    author_name: str = "signoff"
+    author_email: str = "signoff@localhost"
 
 
 class GithubTarget(_Strict):
+    """Open a pull request for an approved ``code_change`` (``SIGNOFF_GITHUB_TOKEN``)."""
+
     type: Literal["github"]
-    repository: str
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")  # owner/name
+    base: str | None = None  # default: the item's ``base``
 
 
 Target = Annotated[
@@ -89,6 +100,7 @@ class Route(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     reject_reasons: list[str] = Field(default_factory=list)
     target: Target | None = None
+    targets: list[Target] = Field(default_factory=list)  # a chain, released in order
     callback_hosts: list[str] = Field(default_factory=list)
     escalation: list[EscalationStep] = Field(default_factory=list)
     working_hours: WorkingHours | None = None
@@ -99,12 +111,17 @@ class Route(_Strict):
     def _checks(self) -> Route:
         if not self.surfaces:
             raise ValueError("surfaces: a route needs at least one surface")
-        if isinstance(self.target, WebhookTarget):
-            parts = urlsplit(self.target.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("target.url: must be an http(s) URL")
-            if parts.hostname not in self.callback_hosts:
-                raise ValueError(f"target.url: host {parts.hostname!r} is not in callback_hosts")
+        if self.target is not None and self.targets:
+            raise ValueError("target and targets: give one target, or a chain in targets")
+        for where, target in self.named_targets():
+            if isinstance(target, WebhookTarget):
+                parts = urlsplit(target.url)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise ValueError(f"{where}.url: must be an http(s) URL")
+                if parts.hostname not in self.callback_hosts:
+                    raise ValueError(
+                        f"{where}.url: host {parts.hostname!r} is not in callback_hosts"
+                    )
         self._check_escalation()
         return self
 
@@ -119,6 +136,16 @@ class Route(_Strict):
                     f"escalation.{n}.surface: say slack or discord for channel "
                     f"{step.channel!r} (the route has {len(chat) or 'no'} chat surfaces)"
                 )
+
+    @property
+    def release_targets(self) -> list[Target]:
+        """Where an approved item goes, in order (empty: nowhere)."""
+        return [self.target] if self.target is not None else list(self.targets)
+
+    def named_targets(self) -> list[tuple[str, Target]]:
+        if self.target is not None:
+            return [("target", self.target)]
+        return [(f"targets.{n}", t) for n, t in enumerate(self.targets)]
 
     def escalation_surface(self, step: EscalationStep) -> str:
         """The platform of an escalate step's channel: its own, or the route's one chat."""

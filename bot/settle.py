@@ -74,7 +74,7 @@ def settle(
         release = state == ItemState.approved
     if release:
         values["final_content"] = edited or row.final_content or row.content
-        if route.target is not None:
+        if route.release_targets:
             values["release_state"] = next_release_state(
                 ReleaseState(row.release_state), ReleaseState.queued
             ).value

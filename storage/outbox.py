@@ -99,3 +99,35 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
 async def deliveries_for(session: AsyncSession, *, item_id: str) -> list[Delivery]:
     query = select(Delivery).where(Delivery.item_id == item_id).order_by(col(Delivery.id))
     return list((await session.exec(query)).all())
+
+
+async def requeue_failed(
+    session: AsyncSession, *, item_id: str, purpose: str, now: datetime, more_attempts: int
+) -> int:
+    """Queue an item's failed rows of ``purpose`` again, same idempotency keys, with
+    ``more_attempts`` further attempts; how many rows were queued."""
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.item_id) == item_id,
+            col(Delivery.purpose) == purpose,
+            col(Delivery.state) == FAILED,
+        )
+        .values(
+            state=QUEUED,
+            next_attempt_at=now,
+            claimed_until=None,
+            max_attempts=col(Delivery.attempts) + more_attempts,
+        )
+    )
+    return int((await session.exec(stmt)).rowcount)
+
+
+async def list_rows(
+    session: AsyncSession, *, purpose: str, state: str | None, limit: int
+) -> list[Delivery]:
+    """Outbox rows of ``purpose`` (and ``state``), newest first."""
+    query = select(Delivery).where(Delivery.purpose == purpose)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return list((await session.exec(query.order_by(col(Delivery.id).desc()).limit(limit))).all())

@@ -4,7 +4,8 @@ Buttons are ``DynamicItem``s whose custom id carries the item id, registered in
 ``setup_hook``, so cards posted before a restart keep working. Modal submissions are
 handled in ``on_interaction`` (a modal object does not survive a restart). Every
 interaction is answered first (deferred, or a modal shown) and worked on after; an error
-after that reaches the clicker as an ephemeral follow-up.
+after that reaches the clicker as an ephemeral follow-up. A card whose release failed
+carries a Retry button (the same ``DynamicItem``) that queues the release again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.kinds import LIST_FIELDS, get_kind
 from bot.ports import Actor, DigestEntry
 from bot.present import already_decided, fit_lines
 from bot.reader import ItemReader
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
 from bot.service import ReviewService
@@ -38,14 +40,16 @@ _MODAL = re.compile(r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)$
 
 class ReviewButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"signoff:(?P<verb>approve|edit|reject):(?P<item_id>itm_[0-9A-Z]+)",
+    template=r"signoff:(?P<verb>approve|edit|reject|retry):(?P<item_id>itm_[0-9A-Z]+)",
 ):
-    """Approve / Edit / Reject; the custom id (≤ 100 characters) is all the state."""
+    """Approve / Edit / Reject, and Retry for a failed release; the custom id
+    (≤ 100 characters) is all the state."""
 
     STYLES = {
         "approve": discord.ButtonStyle.success,
         "edit": discord.ButtonStyle.primary,
         "reject": discord.ButtonStyle.danger,
+        "retry": discord.ButtonStyle.danger,
     }
 
     def __init__(self, verb: str, item_id: str, *, disabled: bool = False) -> None:
@@ -81,9 +85,13 @@ class ReviewButton(
 
 
 def card_view(card: ReviewCard) -> discord.ui.View:
+    """Approve / Edit / Reject, greyed out once settled; Retry after a failed release."""
     view = discord.ui.View(timeout=None)
+    pending = "approve" in card.actions
     for verb in ("approve", "edit", "reject"):
-        view.add_item(ReviewButton(verb, card.item_id, disabled=not card.actions))
+        view.add_item(ReviewButton(verb, card.item_id, disabled=not pending))
+    if "retry" in card.actions:
+        view.add_item(ReviewButton("retry", card.item_id))
     return view
 
 
@@ -174,7 +182,9 @@ class DiscordSurface:
         await posted.edit(
             embed=message.embed, view=card_view(card), allowed_mentions=message.allowed_mentions
         )
-        if card.edit_diff and not card.actions:  # settled with an edit: what changed
+        # Settled with an edit: what changed, once. Later updates of the card (the
+        # release failed, was retried, went out) find the thread already there.
+        if card.edit_diff and not card.actions and not await self._has_thread(posted.id):
             thread = await posted.create_thread(name=f"Edit of {card.title}"[:100])
             diff = card.edit_diff.replace("```", "`\u200b``")
             quiet = discord.AllowedMentions.none()
@@ -187,6 +197,20 @@ class DiscordSurface:
                 await thread.send(
                     "What the reviewer changed:", file=edit_file, allowed_mentions=quiet
                 )
+
+    async def _has_thread(self, message_id: int) -> bool:
+        """Whether a thread was started from the message (it has the message's id).
+        When that cannot be told, False: a second diff is better than none."""
+        if self._client.get_channel(message_id) is not None:
+            return True
+        try:
+            await self._client.fetch_channel(message_id)
+        except discord.NotFound:
+            return False
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.warning("discord: could not look for the thread of %s (%s)", message_id, exc)
+            return False
+        return True
 
     async def nudge(
         self,
@@ -326,7 +350,8 @@ class DiscordSurface:
 
 
 class DiscordReviews:
-    """Clicks and modal submissions, each ending in ``ReviewService.decide``."""
+    """Clicks and modal submissions, each ending in ``ReviewService.decide``; the Retry
+    button of a failed release ends in ``ReleaseRetry.retry``."""
 
     def __init__(
         self,
@@ -336,8 +361,10 @@ class DiscordReviews:
         routes: RouteTable,
         web_url: str,
         digest: Digest,
+        retry: ReleaseRetry,
     ) -> None:
         self._service = service
+        self._retry = retry
         self._reader = reader
         self._routes = routes
         self._web_url = web_url.rstrip("/")
@@ -373,6 +400,9 @@ class DiscordReviews:
         self, interaction: discord.Interaction[Any], verb: str, item_id: str
     ) -> None:
         actor = self._actor(interaction.user)
+        if verb == "retry":
+            await self.on_retry(interaction, item_id, actor)
+            return
         try:
             item = await self._reader.get(item_id=item_id)
             await self._service.precheck(item_id=item_id, action=verb, actor=actor)
@@ -410,6 +440,24 @@ class DiscordReviews:
             await self._service.decide(item_id=item_id, action="approve", actor=actor)
         except Exception as exc:
             await self._follow_up(interaction, exc, verb)
+
+    async def on_retry(
+        self, interaction: discord.Interaction[Any], item_id: str, actor: Actor
+    ) -> None:
+        """Queue a failed release again (same key); the card is edited through the core."""
+        await interaction.response.defer()  # acknowledged; the message is edited after
+        try:
+            await self._retry.retry(item_id=item_id, actor=actor)
+        except Exception as exc:
+            if isinstance(exc, NotAllowed):
+                log.warning(
+                    "discord: %s (%s) may not retry %s: %s",
+                    actor.name,
+                    actor.user_id,
+                    item_id,
+                    exc.message,
+                )
+            await self._follow_up(interaction, exc, "retry")
 
     async def on_modal(
         self, interaction: discord.Interaction[Any], verb: str, item_id: str

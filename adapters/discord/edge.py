@@ -17,6 +17,7 @@ import yarl
 from adapters.discord.bot import DiscordReviews, DiscordSurface, SignoffBot
 from bot.digest import Digest
 from bot.reader import ItemReader
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
@@ -40,9 +41,15 @@ class DiscordEdge:
         routes: RouteTable,
         web_url: str,
         digest: Digest,
+        retry: ReleaseRetry,
     ) -> None:
         self.bot.reviews = DiscordReviews(
-            service=service, reader=reader, routes=routes, web_url=web_url, digest=digest
+            service=service,
+            reader=reader,
+            routes=routes,
+            web_url=web_url,
+            digest=digest,
+            retry=retry,
         )
 
     async def login(self) -> None:

@@ -20,7 +20,12 @@ DESCRIPTION = 4096
 FIELD_VALUE = 1024
 TOTAL = 6000
 PREVIEW = 3000  # of a long body or diff, in the description; the rest is in the file
-COLOURS = {None: 0x2456C7, "approved": 0x18794E, "rejected": 0xC0362C}
+COLOURS = {
+    None: 0x2456C7,
+    "approved": 0x18794E,
+    "rejected": 0xC0362C,
+    "release_failed": 0xE03E1A,  # settled, but the release failed: needs someone
+}
 
 
 @dataclass
@@ -67,6 +72,10 @@ def card_message(card: ReviewCard, *, web_url: str) -> CardMessage:
         )
     if card.status:
         embed.add_field(name="Status", value=_clip(card.status, FIELD_VALUE), inline=False)
+    if card.release_note:
+        # The error may quote a target's answer: shown as text, not as markdown.
+        note = discord.utils.escape_markdown(card.release_note)
+        embed.add_field(name="Release", value=_clip(f"⚠️ {note}", FIELD_VALUE), inline=False)
 
     files: list[discord.File] = []
     parts: list[str] = []
@@ -97,7 +106,9 @@ def card_message(card: ReviewCard, *, web_url: str) -> CardMessage:
 
 
 def _colour(card: ReviewCard) -> int:
-    if card.status is None or card.actions:
+    if card.release_note:
+        return COLOURS["release_failed"]
+    if card.status is None or "approve" in card.actions:
         return COLOURS[None]
     lowered = card.status.lower()
     return (

@@ -20,6 +20,7 @@ MAX_FIELD = 2000
 MAX_FIELDS = 10
 # All body and diff sections together: Slack truncates a message far past this.
 MAX_BODY = 36_000
+MAX_NOTE = 500  # characters of a failed release's note, before escaping
 ACTION_PREFIX = "signoff"
 BLOCK_ID_PREFIX = "signoff-actions:"
 
@@ -83,7 +84,9 @@ def _section(text: str) -> Block:
 
 
 def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
-    """The card as blocks: header, context, fields, body or diff, status, buttons."""
+    """The card as blocks: header, context, fields, body or diff, status, a failed
+    release's note, buttons (approve/edit/reject while pending, retry after a failed
+    release)."""
     head: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": _header(card.title)}},
         {
@@ -119,17 +122,24 @@ def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
                 "elements": [{"type": "mrkdwn", "text": _clip(escape(card.status), MAX_SECTION)}],
             }
         )
-    if card.actions:
+    if card.release_note:
         tail.append(
             {
-                "type": "actions",
-                "block_id": BLOCK_ID_PREFIX + card.item_id,
+                "type": "context",
                 "elements": [
-                    _button(card.item_id, "approve", "Approve", style="primary"),
-                    _button(card.item_id, "edit", "Edit"),
-                    _button(card.item_id, "reject", "Reject", style="danger"),
+                    {
+                        "type": "mrkdwn",
+                        # Clipped before escaping (an entity is never cut in half);
+                        # even all "&" it stays within a section's 3000.
+                        "text": ":warning: " + escape(_clip(card.release_note, MAX_NOTE)),
+                    }
                 ],
             }
+        )
+    buttons = [_button(card.item_id, a, *_BUTTONS[a]) for a in card.actions if a in _BUTTONS]
+    if buttons:
+        tail.append(
+            {"type": "actions", "block_id": BLOCK_ID_PREFIX + card.item_id, "elements": buttons}
         )
 
     pieces: list[str] = []
@@ -154,7 +164,16 @@ def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
     return [*head, *body, *tail]
 
 
-def _button(item_id: str, action: str, label: str, *, style: str | None = None) -> Block:
+# The label and style of each action's button, in the card's order of actions.
+_BUTTONS: dict[str, tuple[str, str | None]] = {
+    "approve": ("Approve", "primary"),
+    "edit": ("Edit", None),
+    "reject": ("Reject", "danger"),
+    "retry": ("Retry", "danger"),
+}
+
+
+def _button(item_id: str, action: str, label: str, style: str | None = None) -> Block:
     button: Block = {
         "type": "button",
         "action_id": action_id(action, item_id),
@@ -169,7 +188,8 @@ def _button(item_id: str, action: str, label: str, *, style: str | None = None) 
 def fallback_text(card: ReviewCard) -> str:
     """The notification text (shown where blocks are not): escaped like the rest."""
     status = f" · {card.status}" if card.status else ""
-    return _clip(escape(f"Review: {card.title}{status}"), MAX_SECTION)
+    note = f" · {card.release_note}" if card.release_note else ""
+    return _clip(escape(f"Review: {card.title}{status}{note}"), MAX_SECTION)
 
 
 def diff_reply(diff: str, *, web_url: str) -> list[Block]:

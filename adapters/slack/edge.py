@@ -16,6 +16,7 @@ from adapters.slack.interactions import SlackInteractions
 from adapters.slack.surface import ChannelPacer, SlackSurface
 from bot.clock import Clock
 from bot.reader import InboxReader, ItemReader
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
@@ -47,8 +48,10 @@ class SlackEdge:
         web_url: str,
         inbox: InboxReader,
         clock: Clock,
+        retry: ReleaseRetry,
     ) -> None:
-        """Handle clicks and modals (needs the signing secret, or Socket Mode)."""
+        """Handle clicks and modals (needs the signing secret, or Socket Mode); ``retry``
+        queues a failed release again from the card's Retry button."""
         self.interactions = SlackInteractions(
             client=self.client,
             # In Socket Mode Slack signs nothing; bolt still wants a secret to be set.
@@ -60,6 +63,7 @@ class SlackEdge:
             web_url=web_url,
             inbox=inbox,
             clock=clock,
+            retry=retry,
         )
 
     def mount(self, app: FastAPI) -> None:
@@ -80,6 +84,7 @@ class SlackEdge:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
+        await self.surface.drain()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

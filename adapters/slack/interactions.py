@@ -1,10 +1,10 @@
 """Slack clicks and modal submissions, on slack-bolt's AsyncApp: every one ends in
-``ReviewService.decide``.
+``ReviewService.decide``, or for a failed release's Retry button in ``ReleaseRetry.retry``.
 
 Bolt checks each request's signature and acknowledges within Slack's 3 seconds (the
 listener calls ``ack()`` first and works after); an error after that reaches the
-clicker as an ephemeral message, never silence. Who may decide is the route's Slack
-list of user ids and user groups.
+clicker as an ephemeral message, never silence. Who may decide (or retry a release) is
+the route's Slack list of user ids and user groups.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffErro
 from bot.ports import Actor
 from bot.present import already_decided
 from bot.reader import InboxReader, ItemReader
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.service import ReviewService
 
@@ -46,9 +47,11 @@ class SlackInteractions:
         web_url: str,
         inbox: InboxReader,
         clock: Clock,
+        retry: ReleaseRetry,
     ) -> None:
         self.client = client
         self._service = service
+        self._retry = retry
         self._reader = reader
         self._routes = routes
         self._groups = groups
@@ -56,6 +59,7 @@ class SlackInteractions:
         self._digest = Digest(inbox=inbox, routes=routes, clock=clock)
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
         self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
+        self.app.action(re.compile(r"^signoff:retry:"))(self._on_retry)
         self.app.view(views.EDIT)(self._on_edit)
         self.app.view(views.REJECT)(self._on_reject)
         self.app.command("/signoff")(self._on_command)
@@ -107,6 +111,25 @@ class SlackInteractions:
                 )
         except Exception as exc:  # after ack(): tell the clicker, never swallow
             await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
+
+    async def _on_retry(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Retry on a card whose release failed: queue the release again (same key).
+        The card is updated through the core; a refusal reaches the clicker alone."""
+        await ack()
+        parsed = parse_action_id(str(action.get("action_id", "")))
+        if parsed is None:
+            return
+        _, item_id = parsed
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        user = body.get("user") or {}
+        try:
+            item = await self._reader.get(item_id=item_id)
+            actor = await self._actor(user, item.route)
+            await self._retry.retry(item_id=item_id, actor=actor)
+        except Exception as exc:  # after ack(): tell the clicker, never swallow
+            await self._tell(channel, user.get("id"), exc, verb="retry", item_id=item_id)
 
     async def _on_edit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         item_id, channel = views.read_metadata(view)

@@ -26,6 +26,8 @@ log = logging.getLogger("signoff.slack")
 
 REMINDER_EVENT = "signoff_reminder"
 """The message metadata ``event_type`` of a reminder; its payload holds the ``key``."""
+EDIT_EVENT = "signoff_edit_diff"
+"""The metadata ``event_type`` of the "what the reviewer changed" reply (key: item id)."""
 MAX_DIGEST_TEXT = 39_000  # Slack's limit for a message's text is 40,000 characters
 MAX_DIGEST_TITLE = 150  # characters of a title (or note) in a digest line, before escaping
 
@@ -99,11 +101,17 @@ class SlackSurface:
             blocks = diff_reply(card.edit_diff, web_url=self._item_url(card.item_id))
 
             async def send() -> Any:
+                # The card is refreshed again later (release done, retried): one diff only.
+                if await self._already_replied(
+                    channel, str(ref["ts"]), card.item_id, event_type=EDIT_EVENT
+                ):
+                    return None
                 return await self._client.chat_postMessage(
                     channel=channel,
                     thread_ts=ref["ts"],
                     text="What the reviewer changed",
                     blocks=blocks,
+                    metadata={"event_type": EDIT_EVENT, "event_payload": {"key": card.item_id}},
                 )
 
             # In the background: waiting for the channel's turn must not hold up the
@@ -111,6 +119,11 @@ class SlackSurface:
             task = asyncio.create_task(self._pacer.turn(channel, send))
             self._background.add(task)
             task.add_done_callback(self._finished)
+
+    async def drain(self) -> None:
+        """Wait for posts still running in the background (on shutdown, and in tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
@@ -150,8 +163,11 @@ class SlackSurface:
 
         await self._pacer.turn(channel, send)
 
-    async def _already_replied(self, channel: str, thread_ts: str, key: str) -> bool:
-        """Whether a reply in the thread carries reminder ``key`` (False if unsure)."""
+    async def _already_replied(
+        self, channel: str, thread_ts: str, key: str, *, event_type: str = REMINDER_EVENT
+    ) -> bool:
+        """Whether a reply in the thread carries ``key`` for ``event_type`` (False if
+        unsure)."""
         cursor: str | None = None
         try:
             while True:
@@ -165,7 +181,7 @@ class SlackSurface:
                 for message in page.get("messages") or []:
                     metadata = message.get("metadata") or {}
                     payload = metadata.get("event_payload") or {}
-                    if metadata.get("event_type") == REMINDER_EVENT and payload.get("key") == key:
+                    if metadata.get("event_type") == event_type and payload.get("key") == key:
                         return True
                 cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:

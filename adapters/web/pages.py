@@ -37,8 +37,9 @@ from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.kinds import KINDS
 from bot.ports import Actor
-from bot.present import already_decided
+from bot.present import already_decided, build_card
 from bot.reader import InboxReader, ItemReader
+from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
 from bot.service import ReviewService
@@ -66,6 +67,7 @@ class WebConsole:
     broadcaster: Broadcaster
     sessions: SessionFactory
     clock: Clock
+    retry: ReleaseRetry
     secure_cookies: bool = False
     extra: Callable[[APIRouter], None] | None = None  # e.g. the demo's release sink
 
@@ -117,6 +119,7 @@ class WebConsole:
         attempts = await self.inbox.attempts(item_id=item.id)
         steps = await self.inbox.steps(item_id=item.id)
         edited = item.outcome == "edited" or any(d.action == "edit" for d in item.decisions)
+        card = build_card(item, route) if route else None
         return {
             "user": user,
             "item": item,
@@ -127,6 +130,9 @@ class WebConsole:
             "history": history(item, attempts, steps),
             "edit_diff": edit_diff(item.content, content) if edited else None,
             "pending": item.state == ItemState.pending,
+            # as on the chat cards: "Release failed: …" and a Retry button
+            "release_note": card.release_note if card else None,
+            "retry": card is not None and "retry" in card.actions,
         }
 
     def router(self) -> APIRouter:
@@ -219,6 +225,25 @@ class WebConsole:
                     "item.html",
                     nav="inbox",
                     status=status,
+                    notice=_notice(exc),
+                    **await page.card_context(user, fresh),
+                )
+            return RedirectResponse(f"/items/{quote(item.id)}", status_code=303)
+
+        @r.post("/items/{item_id}/retry")
+        async def retry(request: Request, item_id: str) -> Response:
+            user, _ = await page.posted(request)
+            item = await page.visible_item(user, item_id)  # a reviewer of its route
+            try:
+                await page.retry.retry(
+                    item_id=item.id, actor=Actor(surface="web", user_id=user.name, name=user.name)
+                )
+            except (Conflict, NotAllowed) as exc:
+                fresh = await page.visible_item(user, item_id)
+                return page.render(
+                    "item.html",
+                    nav="inbox",
+                    status=409 if isinstance(exc, Conflict) else 403,
                     notice=_notice(exc),
                     **await page.card_context(user, fresh),
                 )

@@ -46,6 +46,7 @@ class DiscordWorld:
             reader=self.system.reader,
             routes=self.system.routes,
             web_url="http://127.0.0.1:8000",
+            retry=self.system.retry,
             digest=Digest(
                 inbox=InboxReader(sessions=self.system.sessions, routes=self.system.routes),
                 routes=self.system.routes,

@@ -132,6 +132,13 @@ async def test_edit_opens_a_modal_and_releases_the_edited_version(world: SlackWo
     await world.system.worker.run_once()
     release = next(r for r in world.receiver.accepted() if r.path == "/release")
     assert json.loads(release.body)["item"]["final_content"]["body"] == "Hi Jane, all done."
+    # the release refreshed the card; the thread looked for the diff and kept just one
+    assert world.system.slack is not None
+    await world.system.slack.surface.drain()
+    assert len(world.slack.calls_to("chat.update")) == 2
+    assert world.slack.calls_to("conversations.replies")
+    replies = [m for m in world.slack.messages[CHANNEL] if m["thread_ts"] == ts]
+    assert replies == [reply]
 
 
 async def test_reject_modal_stores_the_reason_and_calls_back(world: SlackWorld) -> None:
