@@ -22,6 +22,7 @@ from bot.escalation import (
     WorkingHours,
     following,
 )
+from bot.learning import AuditSettings, DriftSettings, GoldSettings, ReviewerSettings
 
 SurfaceType = Literal["web", "slack", "discord"]
 
@@ -106,6 +107,10 @@ class Route(_Strict):
     working_hours: WorkingHours | None = None
     expire_in_working_hours: bool = False
     digest: DigestSettings = Field(default_factory=DigestSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    drift: DriftSettings | None = None
+    gold: GoldSettings | None = None
+    review: ReviewerSettings = Field(default_factory=ReviewerSettings)
 
     @model_validator(mode="after")
     def _checks(self) -> Route:

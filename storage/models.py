@@ -54,6 +54,7 @@ class Item(ItemBase, table=True):
         # with id: many items due at one minute (working hours open) need no sort
         Index("ix_items_step_due", "state", "step_due_at", "id"),
         Index("ix_items_post_due", "state", "post_due_at", "id"),
+        Index("ix_items_reserved", "state", "route", "reserved_until"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -82,6 +83,13 @@ class Item(ItemBase, table=True):
     # Set while a card still has to reach a chat surface: a sweep posts it if the
     # submitting process failed or died before it could.
     post_due_at: datetime | None = _ts(nullable=True)
+    # The learning loop (migration 0004):
+    # what the model saw (a string or chat messages), for training exports
+    prompt: Any = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+    ab_swapped: bool | None = None  # comparison: card shows b as "A" (hidden from reviewers)
+    gold_expected: str | None = Field(default=None, max_length=16)  # gold: the known answer
+    reserved_by: str | None = Field(default=None, max_length=200)  # queue: surface:user id
+    reserved_until: datetime | None = _ts(nullable=True)
 
 
 class Decision(SQLModel, table=True):
@@ -106,6 +114,9 @@ class Decision(SQLModel, table=True):
     decisive: bool = False  # this decision settled the item
     at: datetime = _ts()
     since_posted_seconds: float = 0.0
+    opened_seconds: float | None = None  # opened → decided, where the surface knows
+    rubber_stamp: bool = False  # approved faster than the content could be read
+    choice: str | None = Field(default=None, max_length=16)  # comparison: a | b | tie | both_bad
 
 
 class Delivery(SQLModel, table=True):
@@ -235,4 +246,44 @@ class JobRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     job: str = Field(max_length=200)
     slot: str = Field(max_length=100)
+    at: datetime = _ts()
+
+
+class Audit(SQLModel, table=True):
+    """A blind human check of an automatic decision: posted without the automatic outcome,
+    answered Correct or Wrong (optionally with a corrected version)."""
+
+    __tablename__ = "audits"
+    __table_args__ = (Index("ix_audits_route_decided", "route", "decided_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
+    route: str = Field(max_length=100)
+    confidence: float | None = None
+    auto_outcome: str = Field(max_length=16)  # auto_approved | auto_rejected
+    verdict: str | None = Field(default=None, max_length=16)  # correct | wrong; None: open
+    corrected: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONColumn, nullable=True)
+    )
+    surface: str | None = Field(default=None, max_length=16)
+    actor_id: str | None = Field(default=None, max_length=200)
+    actor_name: str | None = Field(default=None, max_length=200)
+    posted_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)
+
+
+class ConfigChange(SQLModel, table=True):
+    """A change signoff made to a route's settings by itself (e.g. the drift alarm raising
+    ``auto_approve_at``); the latest per route and key is in force."""
+
+    __tablename__ = "config_changes"
+    __table_args__ = (Index("ix_config_changes_route_key", "route", "key", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    route: str = Field(max_length=100)
+    key: str = Field(max_length=100)  # e.g. thresholds.auto_approve_at
+    old_value: Any = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+    new_value: Any = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+    reason: str = ""
+    actor: str = Field(max_length=200)
     at: datetime = _ts()
