@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Decision, Delivery, Item
+from storage.models import Audit, Decision, Delivery, Item
 
 POLICY_SURFACE = "policy"
 
@@ -135,3 +135,70 @@ async def deliveries_by_state(session: AsyncSession) -> list[tuple[str, str, int
         Delivery.purpose, Delivery.state
     )
     return [(p, s, int(n)) for p, s, n in (await session.exec(query)).all()]
+
+
+# Upper bounds (seconds) of the time-to-decision histogram, as Prometheus buckets.
+DECISION_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0, 7 * 86400.0)
+
+
+async def decision_time_histogram(
+    session: AsyncSession,
+) -> list[tuple[str, list[int], int, float]]:
+    """Per route: cumulative counts of settling decisions per bucket of
+    ``DECISION_BUCKETS`` (posted → decided), the total count and the sum of seconds."""
+    seconds = col(Decision.since_posted_seconds)
+    columns: list[Any] = [
+        func.sum(case((seconds <= bound, 1), else_=0)) for bound in DECISION_BUCKETS
+    ]
+    query: Any = (
+        sa_select(col(Item.route), *columns, func.count(), func.sum(seconds))
+        .join(Item, col(Item.id) == col(Decision.item_id))
+        .where(col(Decision.decisive).is_(True))
+        .group_by(Item.route)
+    )
+    rows = (await session.exec(query)).all()
+    return [
+        (
+            row[0],
+            [int(n or 0) for n in row[1 : 1 + len(DECISION_BUCKETS)]],
+            int(row[-2]),
+            float(row[-1] or 0),
+        )
+        for row in rows
+    ]
+
+
+async def outcomes_by_route(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(route, outcome, count) over settled items."""
+    query: Any = (
+        select(Item.route, Item.outcome, func.count())
+        .where(col(Item.outcome).is_not(None))
+        .group_by(col(Item.route), col(Item.outcome))
+    )
+    return [(r, o, int(n)) for r, o, n in (await session.exec(query)).all()]
+
+
+async def audits_by_verdict(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(route, verdict or "open", count) over audits of automatic decisions."""
+    query: Any = select(Audit.route, Audit.verdict, func.count()).group_by(
+        col(Audit.route), col(Audit.verdict)
+    )
+    return [(r, v or "open", int(n)) for r, v, n in (await session.exec(query)).all()]
+
+
+async def gold_grades(session: AsyncSession) -> list[tuple[str, bool, int]]:
+    """(route, correct, count) over people's settling decisions on gold items."""
+    human = col(Decision.action).in_(["approve", "edit", "reject"])
+    approved = col(Decision.action).in_(["approve", "edit"])
+    correct = case(
+        (approved & (col(Item.gold_expected) == "approve"), True),
+        (~approved & (col(Item.gold_expected) == "reject"), True),
+        else_=False,
+    )
+    query: Any = (
+        sa_select(col(Item.route), correct, func.count())
+        .join(Item, col(Item.id) == col(Decision.item_id))
+        .where(col(Item.gold_expected).is_not(None), col(Decision.decisive).is_(True), human)
+        .group_by(Item.route, correct)
+    )
+    return [(r, bool(c), int(n)) for r, c, n in (await session.exec(query)).all()]
