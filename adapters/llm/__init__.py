@@ -1,0 +1,1 @@
+"""Language-model adapters: implementations of :class:`bot.drafting.Drafter`."""
