@@ -26,6 +26,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/sweep.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf $(VENV) signoff.db signoff.db-wal signoff.db-shm

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from bot.auth import Integrator, KeyRing
@@ -21,6 +21,7 @@ from bot.errors import (
     NotFound,
     SignoffError,
 )
+from bot.export import ExportFilter, ExportFormat, export_chunks, parse_since
 from bot.reader import ItemReader
 from bot.schemas import ErrorBody, ItemCreate, ItemPage, ItemPublic
 from bot.service import ReviewService
@@ -201,6 +202,28 @@ def build_router(
         """The caller's items, newest first; pass ``next_cursor`` back as ``cursor``."""
         return await reader.page(
             integrator_id=caller.id, state=state, route=route, cursor=cursor, limit=limit
+        )
+
+    @router.get(
+        "/v1/exports/{format}",
+        response_class=StreamingResponse,
+        responses={**_ERRORS, 200: {"content": {"application/x-ndjson": {}}}},
+        tags=["exports"],
+    )
+    async def export_items(
+        format: ExportFormat,
+        caller: Caller,
+        route: str | None = None,
+        since: str | None = None,
+    ) -> StreamingResponse:
+        """The caller's reviewed items as training data, JSON Lines streamed in constant
+        memory: ``sft``, ``dpo``, ``trl`` or ``labels``; ``since`` (a date or an ISO 8601
+        time with offset) keeps what was decided at or after it."""
+        flt = ExportFilter(
+            route=route, since=parse_since(since) if since else None, integrator_id=caller.id
+        )
+        return StreamingResponse(
+            export_chunks(sessions, fmt=format, flt=flt), media_type="application/x-ndjson"
         )
 
     @router.get("/healthz", tags=["ops"])

@@ -27,17 +27,24 @@ from adapters.web.live import Broadcaster, ChangeWatcher
 from adapters.web.pages import WebConsole
 from adapters.web.surface import WebSurface
 from bot.api import build_router, document_bearer_auth, install_error_handlers
+from bot.audits import AuditDesk
 from bot.auth import KeyRing
 from bot.clock import Clock, SystemClock
 from bot.daily import DailyDigest
 from bot.digest import Digest
+from bot.drift import DriftAlarm
 from bot.errors import ConfigError
 from bot.expiry import Expirer
 from bot.fanout import SurfaceFanout
+from bot.gold import GoldItems
+from bot.humanlayer import HumanLayerDesk, humanlayer_router
 from bot.limits import BodyLimit
 from bot.metrics import metrics_router
 from bot.notify import Notifier
+from bot.overrides import ThresholdOverrides
 from bot.ports import DeliveryTarget, Surface
+from bot.queue import ReviewQueue
+from bot.queue_api import queue_router
 from bot.reader import InboxReader, ItemReader
 from bot.release import ReleaseWorker, RetryPolicy
 from bot.retry import ReleaseRetry
@@ -78,8 +85,13 @@ class System:
     retry: ReleaseRetry
     sweeper: Sweeper
     daily: DailyDigest
+    queue: ReviewQueue
     slack: SlackEdge | None = None
     discord: DiscordEdge | None = None
+    gold: GoldItems | None = None  # the routes' gold items (tests reseed ``gold.rng``)
+    audits: AuditDesk | None = None  # blind audits of automatic decisions
+    overrides: ThresholdOverrides | None = None  # thresholds the drift alarm changed
+    humanlayer: HumanLayerDesk | None = None  # the HumanLayer-compatible API's requests
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -136,6 +148,16 @@ def build(
         refresh=fanout.refresh,
         on_queued=worker.wake,
     )
+    overrides = ThresholdOverrides(sessions=sessions, clock=clock)
+    audits = AuditDesk(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    drift = DriftAlarm(
+        sessions=sessions,
+        routes=routes,
+        surfaces=surfaces,
+        clock=clock,
+        overrides=overrides,
+        web_url=settings.base_url,
+    )
     sweeper = Sweeper(
         sessions=sessions,
         routes=routes,
@@ -149,9 +171,13 @@ def build(
         web_url=settings.base_url,
         lease_seconds=settings.sweep_lease_seconds,
         on_queued=worker.wake,
+        drift=drift,
     )
     daily = DailyDigest(
         sessions=sessions, routes=routes, surfaces=surfaces, clock=clock, web_url=settings.base_url
+    )
+    gold = GoldItems.from_routes(  # a missing or bad gold file stops the start here
+        routes, sessions=sessions, clock=clock, base=settings.config.parent
     )
     service = ReviewService(
         sessions=sessions,
@@ -160,10 +186,14 @@ def build(
         clock=clock,
         notifier=notifier,
         writer=GroupWriter(sessions=sessions),
+        audits=audits,
+        thresholds=overrides,
+        gold=gold,
         release_max_attempts=settings.release_max_attempts,
         on_queued=worker.wake,
     )
     reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+    queue = ReviewQueue(sessions=sessions, routes=routes, clock=clock, thresholds=overrides)
 
     async def refresh_cards(item_id: str) -> None:  # after a release ends: on every card
         await fanout.refresh(await reader.get(item_id=item_id))
@@ -178,6 +208,9 @@ def build(
                 inbox=InboxReader(sessions=sessions, routes=routes), routes=routes, clock=clock
             ),
             retry=retry,
+            queue=queue,
+            audits=audits,
+            clock=clock,
         )
     if slack is not None:
         slack.connect(
@@ -189,6 +222,8 @@ def build(
             inbox=InboxReader(sessions=sessions, routes=routes),
             clock=clock,
             retry=retry,
+            queue=queue,
+            audits=audits,
         )
     web = WebConsole(
         auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),
@@ -200,6 +235,8 @@ def build(
         sessions=sessions,
         clock=clock,
         retry=retry,
+        queue=queue,
+        audits=audits,
         secure_cookies=settings.base_url.startswith("https://"),
     )
     return System(
@@ -220,8 +257,21 @@ def build(
         retry=retry,
         sweeper=sweeper,
         daily=daily,
+        queue=queue,
         slack=slack,
         discord=discord,
+        gold=gold,
+        audits=audits,
+        overrides=overrides,
+        humanlayer=HumanLayerDesk(
+            service=service,
+            sessions=sessions,
+            routes=routes,
+            surfaces=surfaces,
+            fanout=fanout,
+            notifier=notifier,
+            clock=clock,
+        ),
     )
 
 
@@ -360,7 +410,10 @@ def create_app(
             max_wait_seconds=system.settings.max_wait_seconds,
         )
     )
+    app.include_router(queue_router(queue=system.queue, keys=system.keys))
     app.include_router(metrics_router(sessions=system.sessions))
+    if system.humanlayer is not None:
+        app.include_router(humanlayer_router(desk=system.humanlayer, keys=system.keys))
     if system.slack is not None:
         system.slack.mount(app)
     system.web.mount(app)

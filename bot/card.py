@@ -18,6 +18,17 @@ class CardField:
 
 
 @dataclass(frozen=True, slots=True)
+class CardChoice:
+    """A one-click button: ``verb`` (choose | label) and ``value`` (a verdict as shown,
+    or a label's index) come back with the click; ``text`` is what the button says."""
+
+    verb: str
+    value: str
+    text: str
+    style: str | None = None  # "danger", or None for a plain button
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewCard:
     item_id: str
     kind: str
@@ -36,6 +47,17 @@ class ReviewCard:
     edit_diff: str | None = None  # once edited and approved: original → released
     # once settled: "Release failed: <reason>" (with a "retry" action), or None
     release_note: str | None = None
+    # a blind audit card (bot/audits.py): its buttons carry the audit's id, not the item's
+    audit_id: int | None = None
+    sections: tuple[CardField, ...] = ()  # labelled long texts: a comparison's prompt, A, B
+    choices: tuple[CardChoice, ...] = ()  # one-click buttons while pending (bot/choices.py)
+
+    @property
+    def web_path(self) -> str:
+        """Where the card lives in the web console (an audit card: the blind audit page)."""
+        if self.audit_id is not None:
+            return f"/audits/{self.audit_id}"
+        return f"/items/{self.item_id}"
 
     @property
     def context_line(self) -> str:

@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -268,15 +270,29 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 @app.command()
 def decide(
     item_id: str,
-    action: Annotated[str, typer.Argument(help="approve, reject or edit")],
+    action: Annotated[str, typer.Argument(help="approve, reject, edit or choose")],
     reviewer: Annotated[str, typer.Option("--as", help="Web reviewer name.")],
     reason: Annotated[str | None, typer.Option(help="Reject reason code.")] = None,
     text: Annotated[str | None, typer.Option(help="Free-text reason.")] = None,
     content: Annotated[str | None, typer.Option(help="Edited content, as JSON.")] = None,
+    choice: Annotated[
+        str | None, typer.Option(help="With choose: A, B (as the card shows), tie, both_bad.")
+    ] = None,
 ) -> None:
     """Decide an item as a web reviewer would (until the web inbox lands)."""
 
     async def work(system: System) -> Any:
+        if action == "choose":  # a comparison: the one-click path of the cards
+            from bot.choices import click
+
+            return await click(
+                service=system.service,
+                reader=system.reader,
+                item_id=item_id,
+                verb="choose",
+                value=choice or "",
+                actor=Actor(surface="web", user_id=reviewer, name=reviewer),
+            )
         return await system.service.decide(
             item_id=item_id,
             action=action,
@@ -288,6 +304,63 @@ def decide(
 
     item = _with_system(_settings(), work)
     print(f"{item.id}  {item.state}  {item.outcome or ''}  release {item.release_state}")
+
+
+@app.command("export")
+def export_command(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="sft, dpo, trl or labels")],
+    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Decided at or after this date or ISO 8601 time.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE, not stdout.")
+    ] = None,
+) -> None:
+    """Export training data as JSON Lines (streamed; a progress line on a terminal)."""
+    from bot.export import ExportFilter, ExportStats, parse_format, parse_since, write_export
+
+    export_format = parse_format(fmt)
+    flt = ExportFilter(route=route, since=parse_since(since, field="--since") if since else None)
+    # progress only where a person watches, and not over the rows themselves
+    tty = sys.stderr.isatty() and (output is not None or not sys.stdout.isatty())
+    shown = [0.0]
+
+    def progress(stats: ExportStats) -> None:
+        if tty and time.monotonic() - shown[0] >= 0.2:
+            shown[0] = time.monotonic()
+            print(f"\r{export_format}: {stats.rows:,} rows", end="", file=sys.stderr, flush=True)
+
+    async def work(system: System) -> ExportStats:
+        if output is None:
+            return await write_export(
+                system.sessions,
+                fmt=export_format,
+                flt=flt,
+                out=sys.stdout.buffer,
+                on_progress=progress,
+            )
+        partial = output.with_name(output.name + ".partial")  # a failed run leaves no FILE
+        try:
+            with partial.open("wb") as out:
+                stats = await write_export(
+                    system.sessions, fmt=export_format, flt=flt, out=out, on_progress=progress
+                )
+            partial.replace(output)
+        except OSError as exc:
+            raise ConfigError(f"-o: cannot write {output}: {exc.strerror or exc}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return stats
+
+    try:
+        stats = _with_system(_settings(), work)
+    except BrokenPipeError:  # e.g. `| head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    skipped = f" ({stats.skipped:,} left out: no prompt, or no change)" if stats.skipped else ""
+    back = "\r" if tty else ""  # over the progress line
+    print(f"{back}{export_format}: {stats.rows:,} rows{skipped}", file=sys.stderr)
 
 
 @releases_app.command("list")
@@ -379,6 +452,36 @@ def sweep(
     )
 
 
+@app.command()
+def stats(
+    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
+    days: Annotated[int, typer.Option(help="Over the last N days (1 to 366).")] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per reviewer: decisions, approval rate, median time to decide, rubber stamps,
+    accuracy on gold items and decisions today."""
+    from bot.reviewer_stats import MAX_DAYS, reviewer_stats
+
+    if not 1 <= days <= MAX_DAYS:
+        raise ConfigError(f"--days: must be 1 to {MAX_DAYS}, not {days}")
+
+    async def work(system: System) -> Any:
+        if route is not None and system.routes.get(route) is None:
+            known = ", ".join(system.routes.names())
+            raise ConfigError(f"--route: unknown route {route!r}; known routes: {known}")
+        return await reviewer_stats(
+            system.sessions, routes=[route] if route else None, now=system.clock.now(), days=days
+        )
+
+    report = _with_system(_settings(), work)
+    if as_json:
+        print(json.dumps(report.as_json()))
+    elif report.reviewers:
+        _print_table(report.table())
+    else:
+        print(f"no reviewer decisions in the last {days} days")
+
+
 def _aware(value: str, *, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
@@ -387,6 +490,31 @@ def _aware(value: str, *, option: str) -> datetime:
     if parsed.tzinfo is None:
         raise ConfigError(f"{option}: give a UTC offset, e.g. {value}+00:00")
     return parsed.astimezone(UTC)
+
+
+@app.command()
+def calibrate(
+    route: Annotated[str, typer.Option(help="The route to calibrate.")],
+    target_error: Annotated[
+        float, typer.Option(help="Highest acceptable error of automatic decisions, e.g. 0.01.")
+    ] = 0.01,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy per confidence band (Wilson 95 %) from human decisions and audits, and
+    the auto_approve_at / auto_reject_below that keep the error under the target."""
+    from bot.calibration import calibration_report
+
+    async def work(system: System) -> Any:
+        found = system.routes.get(route)
+        if found is None:
+            known = ", ".join(system.routes.names())
+            raise ConfigError(f"--route: unknown route {route!r}; known routes: {known}")
+        return await calibration_report(
+            system.sessions, route=found, target_error=target_error, overrides=system.overrides
+        )
+
+    report = _with_system(_settings(), work)
+    print(json.dumps(report.as_dict()) if as_json else report.text())
 
 
 @app.command("manifest")

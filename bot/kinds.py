@@ -88,6 +88,27 @@ class LabelContent(_Content):
     labels: list[str] = Field(min_length=1)
 
 
+class ComparisonContent(_Content):
+    """A prompt and two candidate outputs; the card shows them in a hidden random order."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
+    a: str = Field(min_length=1, max_length=MAX_TEXT)
+    b: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class QuestionContent(_Content):
+    """A free-text question for a person; answering it is an edit of ``answer``."""
+
+    question: str = Field(min_length=1, max_length=MAX_TEXT)
+    answer: str | None = Field(default=None, max_length=MAX_TEXT)
+
+    @model_validator(mode="after")
+    def _answer_has_text(self) -> QuestionContent:
+        if self.answer is not None and not self.answer.strip():
+            raise ValueError("answer must not be empty")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
     """One item kind: its schema, the fields a reviewer may edit, and its card parts."""
@@ -104,6 +125,7 @@ class _CardParts:
     body: str | None = None
     diff: str | None = None
     options: tuple[str, ...] = ()
+    sections: tuple[CardField, ...] = ()
 
 
 def _email_card(c: Mapping[str, Any]) -> _CardParts:
@@ -145,6 +167,23 @@ def _label_card(c: Mapping[str, Any]) -> _CardParts:
     )
 
 
+def _question_card(c: Mapping[str, Any]) -> _CardParts:
+    answer = c.get("answer")
+    fields = (CardField("Answer", answer, short=False),) if answer else ()
+    return _CardParts(fields=fields, body=c["question"])
+
+
+def _comparison_card(c: Mapping[str, Any]) -> _CardParts:
+    # ``c`` is in display order (bot.ab.shown): "a" is what the card labels A
+    return _CardParts(
+        sections=(
+            CardField("Prompt", c["prompt"], short=False),
+            CardField("A", c["a"], short=False),
+            CardField("B", c["b"], short=False),
+        )
+    )
+
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -158,13 +197,15 @@ KINDS: dict[str, Kind] = {
         Kind("message", MessageContent, ("text",), _message_card),
         Kind("decision", DecisionContent, ("proposed",), _decision_card),
         Kind("label", LabelContent, ("labels",), _label_card),
+        Kind("comparison", ComparisonContent, (), _comparison_card),  # decided by a choice
+        Kind("question", QuestionContent, ("answer",), _question_card),  # answered by an edit
     )
 }
 
 
 # How editors show fields: lists one item a line, long texts as multi-line boxes.
 LIST_FIELDS = frozenset({"to", "cc", "labels"})
-LONG_FIELDS = frozenset({"body", "html", "description", "diff", "text"})
+LONG_FIELDS = frozenset({"body", "html", "description", "diff", "text", "answer"})
 
 
 def get_kind(name: str) -> Kind:

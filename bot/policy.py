@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.routes import Route
+from bot.routes import Route, Thresholds
 from bot.states import Action
 
 
@@ -15,12 +15,16 @@ class AutoDecision:
     reason: str
 
 
-def auto_decision(route: Route, confidence: float | None) -> AutoDecision | None:
-    """What the route decides alone for this confidence, or None when a human must."""
+def auto_decision(
+    route: Route, confidence: float | None, *, thresholds: Thresholds | None = None
+) -> AutoDecision | None:
+    """What the route decides alone for this confidence, or None when a human must.
+
+    ``thresholds``: the ones in force (see :mod:`bot.overrides`); default the route's."""
     if confidence is None:
         return None
-    approve_at = route.thresholds.auto_approve_at
-    reject_below = route.thresholds.auto_reject_below
+    approve_at = (thresholds or route.thresholds).auto_approve_at
+    reject_below = (thresholds or route.thresholds).auto_reject_below
     if approve_at is not None and confidence >= approve_at:
         return AutoDecision(Action.auto_approve, f"confidence {confidence:g} ≥ {approve_at:g}")
     if reject_below is not None and confidence < reject_below:

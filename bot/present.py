@@ -6,9 +6,12 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.ab import card_content
 from bot.card import ReviewCard
+from bot.choices import card_choices
 from bot.errors import Winner
 from bot.kinds import get_kind
+from bot.reasons import item_reject_reasons
 from bot.routes import Route
 from bot.schemas import DecisionPublic, ItemPublic
 
@@ -49,7 +52,7 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
 
 def build_card(item: ItemPublic, route: Route) -> ReviewCard:
     """The review card of ``item``: kind-specific parts plus the current status."""
-    parts = get_kind(item.kind).card_parts(item.final_content or item.content)
+    parts = get_kind(item.kind).card_parts(card_content(item))
     return ReviewCard(
         item_id=item.id,
         kind=item.kind,
@@ -64,7 +67,7 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
         options=parts.options,
         actions=_actions(item),
         status=status_line(item),
-        reject_reasons=tuple(route.reject_reasons),
+        reject_reasons=tuple(item_reject_reasons(route, item.metadata)),
         edit_diff=(
             content_diff(item.content, item.final_content)
             if item.outcome == "edited" and item.final_content is not None
@@ -75,12 +78,15 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
             if item.release_state == "failed"
             else None
         ),
+        sections=parts.sections,
+        choices=card_choices(item),
     )
 
 
 def _actions(item: ItemPublic) -> tuple[str, ...]:
     if item.state == "pending":
-        return ("approve", "edit", "reject")
+        # a comparison is decided by its choices alone (bot/choices.py)
+        return () if item.kind == "comparison" else ("approve", "edit", "reject")
     if item.release_state == "failed":
         return ("retry",)  # the release can be queued again, with the same key
     return ()

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bot.prompts import Prompt, PromptField
+
 
 class ItemCreate(BaseModel):
     """An item as an integrator submits it."""
@@ -22,6 +24,7 @@ class ItemCreate(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     requested_by: str | None = Field(default=None, max_length=200)
     due_at: AwareDatetime | None = None
+    prompt: PromptField | None = None  # what the model saw; for training exports
 
 
 class DecisionPublic(BaseModel):
@@ -34,6 +37,7 @@ class DecisionPublic(BaseModel):
     at: datetime
     since_posted_seconds: float
     content_after: dict[str, Any] | None = None
+    choice: str | None = None  # a comparison's verdict, for its candidate: a, b, tie, both_bad
 
 
 class ItemPublic(BaseModel):
@@ -45,6 +49,7 @@ class ItemPublic(BaseModel):
     title: str
     content: dict[str, Any]
     final_content: dict[str, Any] | None
+    prompt: Prompt | None = None
     confidence: float | None
     callback_url: str | None
     metadata: dict[str, Any]
@@ -60,6 +65,8 @@ class ItemPublic(BaseModel):
     updated_at: datetime
     decided_at: datetime | None
     due_at: datetime | None
+    # a comparison's display order (bot/ab.py): for drawing its card; never serialised
+    ab_swapped: bool | None = Field(default=None, exclude=True)
 
 
 class ItemPage(BaseModel):

@@ -11,23 +11,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from bot import ab, fatigue
+from bot.audits import AuditDesk
 from bot.auth import Integrator
 from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.fanout import SurfaceFanout
+from bot.gold import GoldItems
 from bot.ids import new_item_id
 from bot.kinds import get_kind, validate_content, validate_edit
 from bot.notify import Notifier
+from bot.overrides import ThresholdOverrides
 from bot.policy import Vote, approvers, auto_decision
 from bot.ports import Actor
+from bot.prompts import stored_prompt
+from bot.reasons import item_reject_reasons
+from bot.reviewer_stats import check_daily_cap
 from bot.routes import Route, RouteTable
 from bot.schemas import ItemCreate, ItemPublic
 from bot.settle import already_settled, new_decision, settle
@@ -72,6 +80,10 @@ class ReviewService:
         writer: GroupWriter,
         release_max_attempts: int = 8,
         on_queued: Callable[[], None] | None = None,
+        audits: AuditDesk | None = None,
+        thresholds: ThresholdOverrides | None = None,
+        ab_rng: random.Random | None = None,
+        gold: GoldItems | None = None,
     ) -> None:
         self._sessions = sessions
         self._routes = routes
@@ -81,16 +93,27 @@ class ReviewService:
         self._writer = writer
         self._max_attempts = release_max_attempts
         self._on_queued = on_queued or (lambda: None)
+        self._audits = audits  # samples automatic decisions for a blind human check
+        self._thresholds = thresholds  # thresholds in force (the drift alarm may raise one)
+        # draws each comparison's hidden display order (bot/ab.py); tests seed it
+        self.ab_rng = ab_rng or random.SystemRandom()
+        self._gold = gold  # known-answer items mixed in after real ones (bot/gold.py)
 
     # -- submit ------------------------------------------------------------------------
 
     async def submit(
-        self, *, integrator: Integrator, data: ItemCreate, idempotency_key: str | None = None
+        self,
+        *,
+        integrator: Integrator,
+        data: ItemCreate,
+        idempotency_key: str | None = None,
+        gold_expected: str | None = None,
     ) -> Submitted:
         """Validate, store and route a draft; post it for review or decide it by policy.
 
         With an ``idempotency_key``, a replay with the same body returns the stored item
         (``created=False``) and a replay with another body raises Conflict.
+        ``gold_expected`` is for :mod:`bot.gold` only: a gold item, always posted.
         """
         if "\\u0000" in data.model_dump_json():  # rare: find and name the field
             _refuse_nul(data.model_dump(mode="json"), path="")
@@ -123,6 +146,8 @@ class ReviewService:
             callback_url=data.callback_url,
             meta=data.metadata,
             requested_by=data.requested_by,
+            prompt=stored_prompt(data.prompt),
+            ab_swapped=ab.draw_swapped(kind.name, self.ab_rng),
             state=ItemState.pending,
             release_state=ReleaseState.none,
             idempotency_key=idempotency_key,
@@ -130,13 +155,19 @@ class ReviewService:
             created_at=now,
             updated_at=now,
             due_at=data.due_at.astimezone(UTC) if data.due_at else None,
+            gold_expected=gold_expected,
         )
         first = route.first_step(posted_at=now)  # the escalation chain starts at posting
         if self._fanout.chat_targets(route):  # in case this process dies before posting
             row.post_due_at = now + POST_GRACE
         if first is not None:
             row.next_step, row.step_due_at = first.index, first.due
-        auto = auto_decision(route, data.confidence)
+        in_force = None
+        if self._thresholds is not None and data.confidence is not None:
+            in_force = await self._thresholds.thresholds(route)
+        auto = auto_decision(route, data.confidence, thresholds=in_force)
+        if gold_expected is not None:
+            auto = None  # a gold item is for people, whatever its confidence
         if auto is None:
             rows: list[SQLModel] = [row]
             item = item_public(row, [], self._routes)
@@ -167,8 +198,12 @@ class ReviewService:
         if item.state == ItemState.pending:
             await self._fanout.post(item)
             self._notifier.changed(item.id)
+            if self._gold is not None and gold_expected is None:
+                await self._gold.inject(after=item, submit=self.submit)
         else:
             self._after_settle(item)
+            if self._audits is not None:  # no database work unless the route audits
+                await self._audits.maybe_sample(item)
         return Submitted(item, created=True)
 
     async def _replay(
@@ -199,12 +234,21 @@ class ReviewService:
         content: Mapping[str, Any] | None = None,
         reason_code: str | None = None,
         reason_text: str | None = None,
+        choice: str | None = None,
+        opened_at: datetime | None = None,
     ) -> ItemPublic:
         """Record a human decision: approve, edit (approve a changed version) or reject.
 
-        Raises NotFound, NotAllowed (not a reviewer, self-approval, bad reason),
-        InvalidInput (bad edit), or Conflict when the item is already settled (naming
-        who settled it) or this reviewer has already approved.
+        A comparison is decided with a ``choice`` as the card showed it (``A``, ``B``,
+        ``tie``: approve; ``both_bad``: reject), recorded for its candidate (bot/ab.py).
+        An edit that changes nothing counts as an approval.
+
+        ``opened_at`` is when this reviewer opened the item, where the surface knows it:
+        it times the decision and feeds the rubber-stamp flag (bot/fatigue.py).
+
+        Raises NotFound, NotAllowed (not a reviewer, self-approval, bad reason, daily cap
+        reached), InvalidInput (bad edit), or Conflict when the item is already settled
+        (naming who settled it) or this reviewer has already approved.
         """
         action = Action(action)
         if action not in (Action.approve, Action.edit, Action.reject):
@@ -218,6 +262,8 @@ class ReviewService:
                     content=content,
                     reason_code=reason_code,
                     reason_text=reason_text,
+                    choice=choice,
+                    opened_at=opened_at,
                 )
             except _Stale:
                 continue
@@ -251,10 +297,12 @@ class ReviewService:
                 raise already_settled(row, history)
         route = self._route(row.route)
         self._check_allowed(row=row, route=route, action=action, actor=actor)
+        async with self._sessions() as session:
+            await check_daily_cap(session, route=route, actor=actor, now=self._clock.now())
         if action == Action.edit and content is not None:  # None: the form is not filled yet
             validate_edit(get_kind(row.kind), row.final_content or row.content, dict(content))
         if action == Action.reject and reason_code is not None:
-            _check_reason(route, reason_code, "-")
+            _check_reason(route, reason_code, "-", row.meta)
 
     async def _try_decide(
         self,
@@ -265,6 +313,8 @@ class ReviewService:
         content: Mapping[str, Any] | None,
         reason_code: str | None,
         reason_text: str | None,
+        choice: str | None = None,
+        opened_at: datetime | None = None,
     ) -> tuple[ItemPublic, bool]:
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
@@ -277,6 +327,15 @@ class ReviewService:
                 raise already_settled(row, history)
             route = self._route(row.route)
             self._check_allowed(row=row, route=route, action=action, actor=actor)
+            await check_daily_cap(session, route=route, actor=actor, now=now)
+            shown = row.final_content or row.content  # what the reviewer had to read
+            chosen = ab.resolve(  # a comparison's choice, for its candidate; else None
+                kind=row.kind,
+                content=row.content,
+                swapped=row.ab_swapped,
+                action=action,
+                verdict=choice,
+            )
             edited: dict[str, Any] | None = None
             if action == Action.edit:
                 if content is None:
@@ -284,8 +343,10 @@ class ReviewService:
                 edited = validate_edit(  # on top of an earlier (quorum) edit, not the original
                     get_kind(row.kind), row.final_content or row.content, dict(content)
                 )
+                if edited == (row.final_content or row.content):  # it agrees with the version
+                    action, edited = Action.approve, None  # under review: an approval of it
             if action == Action.reject:
-                _check_reason(route, reason_code, reason_text)
+                _check_reason(route, reason_code, reason_text, row.meta)
             votes = [*votes_of(history), Vote(action, actor.key)]
             if action == Action.approve and actor.key in approvers(votes_of(history)):
                 raise Conflict(
@@ -295,7 +356,10 @@ class ReviewService:
             reached = len(approvers(votes)) >= route.quorum
             new_state, _ = next_state(ItemState(row.state), action, quorum_reached=reached)
             if new_state == ItemState.pending:
-                decision = new_decision(row, action, actor, now, edited=edited)
+                decision = new_decision(
+                    row, action, actor, now, edited=edited, choice=chosen.choice if chosen else None
+                )
+                fatigue.time_decision(decision, shown=shown, opened_at=opened_at, route=route)
                 values: dict[str, Any] = {"updated_at": now}
                 if edited is not None:
                     values["final_content"] = edited
@@ -320,7 +384,10 @@ class ReviewService:
                 edited=edited,
                 reason_code=reason_code,
                 reason_text=reason_text,
+                released=chosen.final if chosen else None,
+                choice=chosen.choice if chosen else None,
             )
+            fatigue.time_decision(settled.decision, shown=shown, opened_at=opened_at, route=route)
             if not await item_store.update_item_if_version(
                 session, item_id=row.id, version=version, values=settled.values
             ):
@@ -360,9 +427,12 @@ class ReviewService:
             )
 
 
-def _check_reason(route: Route, code: str | None, text: str | None) -> None:
-    if code is not None and code not in route.reject_reasons:
-        allowed = ", ".join(route.reject_reasons) or "none; use reason_text"
+def _check_reason(
+    route: Route, code: str | None, text: str | None, meta: Mapping[str, Any] | None = None
+) -> None:
+    reasons = item_reject_reasons(route, meta)  # the route's, and the item's own (HumanLayer)
+    if code is not None and code not in reasons:
+        allowed = ", ".join(reasons) or "none; use reason_text"
         raise InvalidInput(
             f"{code!r} is not a reject reason of this route ({allowed})", field="reason_code"
         )
@@ -385,4 +455,7 @@ def _refuse_nul(value: Any, *, path: str) -> None:
 
 def _canonical(data: ItemCreate) -> str:
     """The request as canonical JSON: what an idempotent replay must match."""
-    return json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    body = data.model_dump(mode="json")
+    if body.get("prompt") is None:  # hashes as before the field existed: stored keys still match
+        body.pop("prompt", None)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -43,12 +43,16 @@ def settle(
     reason_code: str | None = None,
     reason_text: str | None = None,
     release: bool | None = None,
+    released: dict[str, Any] | None = None,
+    choice: str | None = None,
 ) -> Settled:
     """What settling a pending item writes: the item's new values (applied to ``row``,
     which is new or detached), the decision, and the outbox rows.
 
     ``release`` says whether the item's content goes to the route's target; by default
     only an approved item's does (an expiry with ``on_expire: approve`` sets it).
+    ``released`` is a version to release that is not an edit (a comparison's winner);
+    ``choice`` a comparison's verdict for its candidate (bot/ab.py).
     """
     state, outcome = next_state(ItemState(row.state), action)
     decision = new_decision(
@@ -59,6 +63,7 @@ def settle(
         edited=edited,
         reason_code=reason_code,
         reason_text=reason_text,
+        choice=choice,
     )
     decision.decisive = True
     values: dict[str, Any] = {
@@ -73,8 +78,8 @@ def settle(
     if release is None:
         release = state == ItemState.approved
     if release:
-        values["final_content"] = edited or row.final_content or row.content
-        if route.release_targets:
+        values["final_content"] = edited or released or row.final_content or row.content
+        if route.release_targets and row.gold_expected is None:  # gold items stay in signoff
             values["release_state"] = next_release_state(
                 ReleaseState(row.release_state), ReleaseState.queued
             ).value
@@ -94,6 +99,7 @@ def new_decision(
     edited: dict[str, Any] | None = None,
     reason_code: str | None = None,
     reason_text: str | None = None,
+    choice: str | None = None,
 ) -> Decision:
     """The decision record of ``action`` on ``row`` (not yet decisive)."""
     return Decision(
@@ -106,6 +112,7 @@ def new_decision(
         content_after=edited,
         reason_code=reason_code,
         reason_text=reason_text,
+        choice=choice,
         at=now,
         since_posted_seconds=max(0.0, (now - row.created_at).total_seconds()),
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
+from bot.drift import DriftAlarm
 from bot.escalation import PlannedStep, plan
 from bot.expiry import Expirer
 from bot.fanout import SurfaceFanout
@@ -58,6 +59,7 @@ class Sweeper:
         lease_seconds: float = 120.0,
         batch: int = 200,
         on_queued: Callable[[], None] = lambda: None,
+        drift: DriftAlarm | None = None,
     ) -> None:
         self._sessions = sessions
         self._routes = routes
@@ -70,6 +72,7 @@ class Sweeper:
         self._lease = timedelta(seconds=lease_seconds)
         self._batch = batch
         self._on_queued = on_queued
+        self._drift = drift  # the drift alarm of routes with `drift` settings
         self._reminders = Reminders(
             sessions=sessions,
             routes=routes,
@@ -90,6 +93,8 @@ class Sweeper:
             await self._reminders.carry_out(recovered, now=now, report=report)
         while (claimed := await self._claim_due(now, report)) is not None:
             await self._reminders.carry_out(claimed, now=now, report=report)
+        if self._drift is not None:
+            await self._drift.run(now=now)
         if report.fired or report.failed:
             log.info("sweep: %s", report)
         return report

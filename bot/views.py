@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.policy import Vote, approvers
+from bot.prompts import public_prompt
 from bot.routes import RouteTable
 from bot.schemas import DecisionPublic, ItemPublic
 from bot.states import HUMAN_ACTIONS, Action
@@ -31,6 +32,7 @@ def decision_public(d: Decision) -> DecisionPublic:
         at=d.at,
         since_posted_seconds=d.since_posted_seconds,
         content_after=d.content_after,
+        choice=d.choice,
     )
 
 
@@ -43,6 +45,7 @@ def item_public(item: Item, decisions: Sequence[Decision], routes: RouteTable) -
         title=item.title,
         content=item.content,
         final_content=item.final_content,
+        prompt=public_prompt(item.prompt),
         confidence=item.confidence,
         callback_url=item.callback_url,
         metadata=item.meta,
@@ -58,4 +61,5 @@ def item_public(item: Item, decisions: Sequence[Decision], routes: RouteTable) -
         updated_at=item.updated_at,
         decided_at=item.decided_at,
         due_at=item.due_at,
+        ab_swapped=item.ab_swapped,
     )

@@ -96,6 +96,11 @@ class Decision(SQLModel, table=True):
     """One recorded decision. Never updated, never deleted."""
 
     __tablename__ = "decisions"
+    # per-reviewer statistics and the daily cap (migration 0004)
+    __table_args__ = (
+        Index("ix_decisions_at", "at"),
+        Index("ix_decisions_actor_at", "surface", "actor_id", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: str = Field(foreign_key="items.id", index=True, max_length=40)
@@ -270,6 +275,21 @@ class Audit(SQLModel, table=True):
     actor_name: str | None = Field(default=None, max_length=200)
     posted_at: datetime = _ts()
     decided_at: datetime | None = _ts(nullable=True)
+    # where the audit card was posted on a chat surface, to update it once answered
+    ref: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+
+
+class ItemOpen(SQLModel, table=True):
+    """When a reviewer first opened an item's page (web): the start of their reading
+    time, for ``Decision.opened_seconds`` and the rubber-stamp flag."""
+
+    __tablename__ = "item_opens"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer", name="uq_item_opens_item_reviewer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="items.id", max_length=40)
+    reviewer: str = Field(max_length=200)  # surface:user id
+    opened_at: datetime = _ts()
 
 
 class ConfigChange(SQLModel, table=True):

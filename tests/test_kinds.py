@@ -17,11 +17,21 @@ VALID: dict[str, dict[str, Any]] = {
     "message": {"text": "hello"},
     "decision": {"question": "Ship?", "options": ["yes", "no"], "proposed": "yes"},
     "label": {"text": "invoice wrong", "labels": ["billing"]},
+    "comparison": {"prompt": "Greet Jane", "a": "Hi Jane", "b": "Hello Jane"},
+    "question": {"question": "Which plan is Jane on?", "answer": None},
 }
 
 
-def test_the_five_kinds_of_the_contract() -> None:
-    assert set(KINDS) == {"email", "code_change", "message", "decision", "label"}
+def test_the_kinds_of_the_contract() -> None:
+    assert set(KINDS) == {
+        "email",
+        "code_change",
+        "message",
+        "decision",
+        "label",
+        "comparison",
+        "question",
+    }
 
 
 @pytest.mark.parametrize("kind", VALID)

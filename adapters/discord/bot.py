@@ -10,24 +10,33 @@ carries a Retry button (the same ``DynamicItem``) that queues the release again.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import aiohttp
 import discord
 from discord import app_commands
 
+from adapters.discord.audits import AuditButton, DiscordAudits, audit_view
+from adapters.discord.choices import ChoiceButton, add_choices
 from adapters.discord.embeds import card_message
+from adapters.discord.opened import opened_from, with_opened
 from bot.card import ReviewCard
+from bot.choices import click
+from bot.clock import Clock, SystemClock
 from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, SignoffError
 from bot.kinds import LIST_FIELDS, get_kind
 from bot.ports import Actor, DigestEntry
-from bot.present import already_decided, fit_lines
+from bot.present import already_decided, build_card, fit_lines
+from bot.queue import ReviewQueue
 from bot.reader import ItemReader
+from bot.reasons import item_reject_reasons
 from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
@@ -35,7 +44,9 @@ from bot.service import ReviewService
 
 log = logging.getLogger("signoff.discord")
 MAX_INPUT = 4000  # Discord's limit for a text input
-_MODAL = re.compile(r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)$")
+_MODAL = re.compile(  # the opening time is missing from forms opened by older versions
+    r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)(?::(?P<opened>[0-9]+))?$"
+)
 
 
 class ReviewButton(
@@ -85,11 +96,16 @@ class ReviewButton(
 
 
 def card_view(card: ReviewCard) -> discord.ui.View:
-    """Approve / Edit / Reject, greyed out once settled; Retry after a failed release."""
+    """Approve / Edit / Reject, greyed out once settled; Retry after a failed release;
+    the one-click buttons while pending (a comparison has only those)."""
+    if card.audit_id is not None:  # a blind audit card: Correct / Wrong
+        return audit_view(card)
     view = discord.ui.View(timeout=None)
     pending = "approve" in card.actions
-    for verb in ("approve", "edit", "reject"):
+    comparison = card.kind == "comparison"
+    for verb in ("approve", "edit", "reject") if not comparison else ():
         view.add_item(ReviewButton(verb, card.item_id, disabled=not pending))
+    add_choices(view, choices=card.choices, item_id=card.item_id, first_row=0 if comparison else 1)
     if "retry" in card.actions:
         view.add_item(ReviewButton("retry", card.item_id))
     return view
@@ -104,12 +120,13 @@ class SignoffBot(discord.Client):
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(intents=intents, **options)
         self.reviews: DiscordReviews | None = None
+        self.audits: DiscordAudits | None = None  # audit cards' buttons and fix modal
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(_signoff_commands())
         self._guild_ids = tuple(guild_ids)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ReviewButton)
+        self.add_dynamic_items(ReviewButton, ChoiceButton, AuditButton)
         if self._guild_ids:  # immediate in those guilds
             for guild_id in self._guild_ids:
                 guild = discord.Object(guild_id)
@@ -119,12 +136,16 @@ class SignoffBot(discord.Client):
             await self.tree.sync()
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        if self.audits is not None and await self.audits.on_modal(interaction):
+            return  # the fix of an audit
         if interaction.type != discord.InteractionType.modal_submit or self.reviews is None:
             return
         data = cast(dict[str, Any], interaction.data or {})
         match = _MODAL.match(str(data.get("custom_id", "")))
         if match:
-            await self.reviews.on_modal(interaction, match["verb"], match["item_id"])
+            await self.reviews.on_modal(
+                interaction, match["verb"], match["item_id"], opened_at=opened_from(match["opened"])
+            )
 
 
 def _signoff_commands() -> app_commands.Group:
@@ -137,6 +158,14 @@ def _signoff_commands() -> app_commands.Group:
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+
+    @group.command(name="next", description="The draft to review next, held for you")
+    async def next_(interaction: discord.Interaction[Any]) -> None:
+        reviews: DiscordReviews | None = getattr(interaction.client, "reviews", None)
+        if reviews is None:
+            await interaction.response.send_message("Starting; try again.", ephemeral=True)
+            return
+        await reviews.on_next(interaction)
 
     @group.command(name="stats", description="Today's numbers for this channel's routes")
     async def stats(interaction: discord.Interaction[Any]) -> None:
@@ -166,7 +195,7 @@ class DiscordSurface:
         if not channel:
             raise ValueError("a Discord surface needs a channel")
         target = await self._channel(int(channel))
-        message = card_message(card, web_url=f"{self._web_url}/items/{card.item_id}")
+        message = card_message(card, web_url=self._web_url + card.web_path)
         sent = await target.send(
             embed=message.embed,
             files=message.files,
@@ -177,7 +206,7 @@ class DiscordSurface:
 
     async def update(self, *, card: ReviewCard, ref: Mapping[str, Any]) -> None:
         target = await self._channel(int(ref["channel"]))
-        message = card_message(card, web_url=f"{self._web_url}/items/{card.item_id}")
+        message = card_message(card, web_url=self._web_url + card.web_path)
         posted = target.get_partial_message(int(ref["message"]))
         await posted.edit(
             embed=message.embed, view=card_view(card), allowed_mentions=message.allowed_mentions
@@ -362,8 +391,12 @@ class DiscordReviews:
         web_url: str,
         digest: Digest,
         retry: ReleaseRetry,
+        queue: ReviewQueue | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._service = service
+        self._clock = clock or SystemClock()  # times the opening of Edit and Reject forms
+        self._queue = queue
         self._retry = retry
         self._reader = reader
         self._routes = routes
@@ -384,6 +417,36 @@ class DiscordReviews:
         lines = [f"**{len(items)} waiting for you** (oldest due first):"]
         lines += [f"- [{_plain(i.title)}]({self._web_url}/items/{i.id}) · {i.route}" for i in items]
         return "\n".join(lines)[:2000]
+
+    async def on_next(self, interaction: discord.Interaction[Any]) -> None:
+        """``/signoff next``: the most uncertain draft waiting for the user, reserved for
+        them, as its card with working buttons; only they see it."""
+        quiet = discord.AllowedMentions.none()
+        queue = self._queue
+        try:
+            item = await queue.next(reviewer=self._actor(interaction.user)) if queue else None
+        except SignoffError as exc:
+            await interaction.response.send_message(
+                _words(exc), ephemeral=True, allowed_mentions=quiet
+            )
+            return
+        route = self._routes.get(item.route) if item is not None else None
+        if item is None or route is None:
+            await interaction.response.send_message(
+                "Nothing is waiting for you.", ephemeral=True, allowed_mentions=quiet
+            )
+            return
+        held = f"Reserved for you until {item.reserved_until:%H:%M} UTC"
+        card = build_card(item, route)
+        card = dataclasses.replace(card, status=f"{card.status} · {held}" if card.status else held)
+        message = card_message(card, web_url=f"{self._web_url}/items/{item.id}")
+        await interaction.response.send_message(
+            embed=message.embed,
+            files=message.files,
+            view=card_view(card),
+            ephemeral=True,
+            allowed_mentions=message.allowed_mentions,
+        )
 
     async def stats_text(self, channel: str) -> str:
         routes = self._digest.routes_posting_to(surface="discord", channel=channel)
@@ -430,10 +493,14 @@ class DiscordReviews:
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
                 return
-            await interaction.response.send_modal(self._edit_modal(item))
+            await interaction.response.send_modal(
+                with_opened(self._edit_modal(item), at=self._clock.now())
+            )
             return
         if verb == "reject":
-            await interaction.response.send_modal(self._reject_modal(item))
+            await interaction.response.send_modal(
+                with_opened(self._reject_modal(item), at=self._clock.now())
+            )
             return
         await interaction.response.defer()  # acknowledged; the message is edited after
         try:
@@ -459,8 +526,40 @@ class DiscordReviews:
                 )
             await self._follow_up(interaction, exc, "retry")
 
+    async def on_choice(
+        self, interaction: discord.Interaction[Any], verb: str, item_id: str, value: str
+    ) -> None:
+        """A one-click button (a comparison's verdict, a label), decided at once through
+        the core; a refusal reaches the clicker alone."""
+        await interaction.response.defer()  # acknowledged; the message is edited after
+        actor = self._actor(interaction.user)
+        try:
+            await click(
+                service=self._service,
+                reader=self._reader,
+                item_id=item_id,
+                verb=verb,
+                value=value,
+                actor=actor,
+            )
+        except Exception as exc:
+            if isinstance(exc, NotAllowed):
+                log.warning(
+                    "discord: %s (%s) may not decide %s: %s",
+                    actor.name,
+                    actor.user_id,
+                    item_id,
+                    exc.message,
+                )
+            await self._follow_up(interaction, exc, verb)
+
     async def on_modal(
-        self, interaction: discord.Interaction[Any], verb: str, item_id: str
+        self,
+        interaction: discord.Interaction[Any],
+        verb: str,
+        item_id: str,
+        *,
+        opened_at: datetime | None = None,
     ) -> None:
         await interaction.response.defer()
         values = _modal_values(interaction)
@@ -469,7 +568,11 @@ class DiscordReviews:
             if verb == "edit":
                 item = await self._reader.get(item_id=item_id)
                 await self._service.decide(
-                    item_id=item_id, action="edit", actor=actor, content=_edited(item, values)
+                    item_id=item_id,
+                    action="edit",
+                    actor=actor,
+                    content=_edited(item, values),
+                    opened_at=opened_at,
                 )
             else:
                 await self._service.decide(
@@ -478,6 +581,7 @@ class DiscordReviews:
                     actor=actor,
                     reason_code=values.get("reason_code") or None,
                     reason_text=values.get("reason_text") or None,
+                    opened_at=opened_at,
                 )
         except Exception as exc:
             await self._follow_up(interaction, exc, verb)
@@ -515,7 +619,7 @@ class DiscordReviews:
 
     def _reject_modal(self, item: ItemPublic) -> discord.ui.Modal:
         route = self._routes.get(item.route)
-        reasons = ", ".join(route.reject_reasons) if route and route.reject_reasons else ""
+        reasons = ", ".join(item_reject_reasons(route, item.metadata)) if route else ""
         modal = discord.ui.Modal(
             title="Reject draft", custom_id=f"signoff-reject:{item.id}", timeout=None
         )

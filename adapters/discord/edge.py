@@ -14,8 +14,12 @@ import discord.gateway
 import discord.http
 import yarl
 
+from adapters.discord.audits import DiscordAudits
 from adapters.discord.bot import DiscordReviews, DiscordSurface, SignoffBot
+from bot.audits import AuditDesk
+from bot.clock import Clock
 from bot.digest import Digest
+from bot.queue import ReviewQueue
 from bot.reader import ItemReader
 from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
@@ -42,6 +46,9 @@ class DiscordEdge:
         web_url: str,
         digest: Digest,
         retry: ReleaseRetry,
+        queue: ReviewQueue | None = None,
+        audits: AuditDesk | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.bot.reviews = DiscordReviews(
             service=service,
@@ -50,7 +57,11 @@ class DiscordEdge:
             web_url=web_url,
             digest=digest,
             retry=retry,
+            queue=queue,
+            clock=clock,
         )
+        if audits is not None:
+            self.bot.audits = DiscordAudits(desk=audits, web_url=web_url)
 
     async def login(self) -> None:
         """Log in over REST only: enough to post and edit (``signoff sweep --once``)."""

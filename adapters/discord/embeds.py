@@ -9,6 +9,7 @@ attached whole (``itm_….diff`` / ``itm_….txt``) with a preview in the embed.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 
 import discord
@@ -101,14 +102,31 @@ def card_message(card: ReviewCard, *, web_url: str) -> CardMessage:
                 f"*Preview: the whole {'diff' if code else 'text'} ({lines:,} lines, "
                 f"{len(text):,} characters) is attached as `{card.item_id}.{suffix}`.*"
             )
+    if card.sections:  # equal shares, so a long "A" never hides "B"; long ones attached
+        share = (budget - sum(len(p) + 2 for p in parts)) // len(card.sections)
+        for part in card.sections:
+            parts.append(_section(card.item_id, part.label, part.value, room=share, files=files))
     embed.description = _clip("\n\n".join(parts), min(DESCRIPTION, TOTAL - len(embed)))
     return CardMessage(embed=embed, files=files)
+
+
+def _section(item_id: str, label: str, text: str, *, room: int, files: list[discord.File]) -> str:
+    """``text`` under a bold ``label`` in about ``room`` characters; when cut, the whole
+    text is attached (``itm_…-A.txt``) and the section says so."""
+    head = f"**{discord.utils.escape_markdown(label)}**\n"
+    name = f"{item_id}-{re.sub(r'[^0-9A-Za-z]', '', label) or 'text'}.txt"
+    note = f"\n*… the whole {label} ({len(text):,} characters) is attached as `{name}`.*"
+    shown, cut = _preview(text, max(100, min(PREVIEW, room - len(head) - len(note))))
+    if not cut:
+        return head + shown
+    files.append(discord.File(io.BytesIO(text.encode()), filename=name))
+    return head + shown + note
 
 
 def _colour(card: ReviewCard) -> int:
     if card.release_note:
         return COLOURS["release_failed"]
-    if card.status is None or "approve" in card.actions:
+    if card.status is None or "approve" in card.actions or card.choices:
         return COLOURS[None]
     lowered = card.status.lower()
     return (

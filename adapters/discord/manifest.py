@@ -40,6 +40,11 @@ def manifest() -> dict[str, Any]:
                     {"type": 1, "name": "queue", "description": "Drafts waiting for you"},
                     {
                         "type": 1,
+                        "name": "next",
+                        "description": "The draft to review next, held for you",
+                    },
+                    {
+                        "type": 1,
                         "name": "stats",
                         "description": "Today's numbers for this channel's routes",
                     },

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.card import ReviewCard
+from bot.audits import AUDIT_ACTIONS
+from bot.card import CardChoice, ReviewCard
+from bot.choices import choice_id
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -21,8 +23,10 @@ MAX_FIELDS = 10
 # All body and diff sections together: Slack truncates a message far past this.
 MAX_BODY = 36_000
 MAX_NOTE = 500  # characters of a failed release's note, before escaping
+MAX_BUTTON = 75  # characters of a button's text
 ACTION_PREFIX = "signoff"
 BLOCK_ID_PREFIX = "signoff-actions:"
+CHOICES_BLOCK_PREFIX = "signoff-choices:"  # one-click buttons: verdicts, labels
 
 Block = dict[str, Any]
 
@@ -136,7 +140,16 @@ def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
                 ],
             }
         )
-    buttons = [_button(card.item_id, a, *_BUTTONS[a]) for a in card.actions if a in _BUTTONS]
+    if card.choices:
+        tail.append(
+            {
+                "type": "actions",
+                "block_id": CHOICES_BLOCK_PREFIX + card.item_id,
+                "elements": [_choice_button(card.item_id, c) for c in card.choices],
+            }
+        )
+    target = str(card.audit_id) if card.audit_id is not None else card.item_id  # audit buttons
+    buttons = [_button(target, a, *_BUTTONS[a]) for a in card.actions if a in _BUTTONS]
     if buttons:
         tail.append(
             {"type": "actions", "block_id": BLOCK_ID_PREFIX + card.item_id, "elements": buttons}
@@ -145,9 +158,14 @@ def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
     pieces: list[str] = []
     if card.body:
         pieces += _chunks(card.body, limit=MAX_SECTION)
+    room = MAX_BLOCKS - len(head) - len(tail) - 1  # one left for "there is more"
+    if card.sections:  # each gets an equal share: a long "A" never hides "B"
+        chars = (MAX_BODY - sum(map(len, pieces))) // len(card.sections)
+        blocks = (room - len(pieces)) // len(card.sections)
+        for part in card.sections:
+            pieces += _labelled(part.label, part.value, chars=chars, blocks=blocks, web_url=web_url)
     if card.diff:
         pieces += _chunks(card.diff, limit=MAX_SECTION, wrap=("```", "```"))
-    room = MAX_BLOCKS - len(head) - len(tail) - 1  # one left for "there is more"
     fit, total = 0, 0
     while fit < len(pieces) and fit < room and total + len(pieces[fit]) <= MAX_BODY:
         total += len(pieces[fit])
@@ -170,6 +188,10 @@ _BUTTONS: dict[str, tuple[str, str | None]] = {
     "edit": ("Edit", None),
     "reject": ("Reject", "danger"),
     "retry": ("Retry", "danger"),
+    # a blind audit card's (bot/audits.py): their value is the audit's id
+    "audit-correct": (AUDIT_ACTIONS["audit-correct"], "primary"),
+    "audit-wrong": (AUDIT_ACTIONS["audit-wrong"], "danger"),
+    "audit-fix": (AUDIT_ACTIONS["audit-fix"], None),
 }
 
 
@@ -183,6 +205,49 @@ def _button(item_id: str, action: str, label: str, style: str | None = None) -> 
     if style:
         button["style"] = style
     return button
+
+
+def _choice_button(item_id: str, choice: CardChoice) -> Block:
+    """A one-click button (a comparison's verdict, a label): ``signoff:<verb>:<item>:<value>``."""
+    button: Block = {
+        "type": "button",
+        "action_id": choice_id(item_id, choice),
+        "text": {"type": "plain_text", "text": _plain(choice.text or "(blank)", MAX_BUTTON)},
+        "value": item_id,
+    }
+    if choice.style:
+        button["style"] = choice.style
+    return button
+
+
+def _plain(text: str, limit: int) -> str:
+    """``text`` escaped and clipped to ``limit`` (clipped before escaping, so an entity
+    is never cut in half)."""
+    if len(escape(text)) <= limit:
+        return escape(text)
+    cut = limit - 1
+    while len(escape(text[:cut])) > limit - 1:
+        cut -= 1
+    return escape(text[:cut]) + "…"
+
+
+def _labelled(label: str, text: str, *, chars: int, blocks: int, web_url: str) -> list[str]:
+    """``text`` under a bold ``label`` in sections, within ``chars`` characters and
+    ``blocks`` sections; what does not fit is left to the web page, with a link."""
+    head = f"*{escape(label)}*\n"
+    pieces = _chunks(text, limit=MAX_SECTION - len(head)) or [""]
+    fit, total = 0, 0
+    while fit < len(pieces) and fit < max(1, blocks - 1) and total + len(pieces[fit]) <= chars:
+        total += len(pieces[fit])
+        fit += 1
+    shown = [head + p if n == 0 else p for n, p in enumerate(pieces[: max(1, fit)])]
+    if fit < len(pieces):
+        left = sum(len(p) for p in pieces[max(1, fit) :])
+        shown.append(
+            f"_…about {left:,} more characters of {escape(label)}:_ "
+            f"<{web_url}|read it whole in signoff>"
+        )
+    return shown
 
 
 def fallback_text(card: ReviewCard) -> str:

@@ -14,7 +14,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.groups import GroupResolver
 from adapters.slack.interactions import SlackInteractions
 from adapters.slack.surface import ChannelPacer, SlackSurface
+from bot.audits import AuditDesk
 from bot.clock import Clock
+from bot.queue import ReviewQueue
 from bot.reader import InboxReader, ItemReader
 from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
@@ -49,9 +51,12 @@ class SlackEdge:
         inbox: InboxReader,
         clock: Clock,
         retry: ReleaseRetry,
+        queue: ReviewQueue | None = None,
+        audits: AuditDesk | None = None,
     ) -> None:
         """Handle clicks and modals (needs the signing secret, or Socket Mode); ``retry``
-        queues a failed release again from the card's Retry button."""
+        queues a failed release again from the card's Retry button; ``queue`` answers
+        ``/signoff next``."""
         self.interactions = SlackInteractions(
             client=self.client,
             # In Socket Mode Slack signs nothing; bolt still wants a secret to be set.
@@ -64,6 +69,8 @@ class SlackEdge:
             inbox=inbox,
             clock=clock,
             retry=retry,
+            queue=queue,
+            audits=audits,
         )
 
     def mount(self, app: FastAPI) -> None:

@@ -9,6 +9,7 @@ the route's Slack list of user ids and user groups.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -17,14 +18,20 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import views
-from adapters.slack.blocks import escape, parse_action_id
+from adapters.slack.audits import SlackAudits
+from adapters.slack.blocks import card_blocks, escape, parse_action_id
 from adapters.slack.groups import GroupResolver
+from adapters.slack.opened import opened_at, stamp_opened
+from bot.audits import AuditDesk
+from bot.choices import click, parse_choice_id
 from bot.clock import Clock
 from bot.digest import Digest, tally_words
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.ports import Actor
-from bot.present import already_decided
+from bot.present import already_decided, build_card
+from bot.queue import ReviewQueue
 from bot.reader import InboxReader, ItemReader
+from bot.reasons import item_reject_reasons
 from bot.retry import ReleaseRetry
 from bot.routes import RouteTable
 from bot.service import ReviewService
@@ -48,8 +55,11 @@ class SlackInteractions:
         inbox: InboxReader,
         clock: Clock,
         retry: ReleaseRetry,
+        queue: ReviewQueue | None = None,
+        audits: AuditDesk | None = None,
     ) -> None:
         self.client = client
+        self._review_queue = queue
         self._service = service
         self._retry = retry
         self._reader = reader
@@ -57,12 +67,18 @@ class SlackInteractions:
         self._groups = groups
         self._web_url = web_url.rstrip("/")
         self._digest = Digest(inbox=inbox, routes=routes, clock=clock)
+        self._clock = clock
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
         self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
         self.app.action(re.compile(r"^signoff:retry:"))(self._on_retry)
+        self.app.action(re.compile(r"^signoff:(choose|label):"))(self._on_choice)
         self.app.view(views.EDIT)(self._on_edit)
         self.app.view(views.REJECT)(self._on_reject)
         self.app.command("/signoff")(self._on_command)
+        if audits is not None:  # the blind audit cards' buttons and fix modal
+            SlackAudits(
+                app=self.app, client=client, desk=audits, actor=self._actor, web_url=web_url
+            )
 
     # -- who ---------------------------------------------------------------------------
 
@@ -97,16 +113,21 @@ class SlackInteractions:
             elif verb == "edit":
                 await self.client.views_open(
                     trigger_id=body["trigger_id"],
-                    view=views.edit_modal(
-                        item, channel=channel, web_url=f"{self._web_url}/items/{item_id}"
+                    view=stamp_opened(
+                        views.edit_modal(
+                            item, channel=channel, web_url=f"{self._web_url}/items/{item_id}"
+                        ),
+                        at=self._clock.now(),
                     ),
                 )
             else:
                 route = self._routes.get(item.route)
+                reasons = item_reject_reasons(route, item.metadata) if route else []
                 await self.client.views_open(
                     trigger_id=body["trigger_id"],
-                    view=views.reject_modal(
-                        item, channel=channel, reasons=route.reject_reasons if route else []
+                    view=stamp_opened(
+                        views.reject_modal(item, channel=channel, reasons=reasons),
+                        at=self._clock.now(),
                     ),
                 )
         except Exception as exc:  # after ack(): tell the clicker, never swallow
@@ -130,6 +151,32 @@ class SlackInteractions:
             await self._retry.retry(item_id=item_id, actor=actor)
         except Exception as exc:  # after ack(): tell the clicker, never swallow
             await self._tell(channel, user.get("id"), exc, verb="retry", item_id=item_id)
+
+    async def _on_choice(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A one-click button: a comparison's verdict or a label. Decided at once through
+        the core (bot/choices.py); a refusal reaches the clicker alone."""
+        await ack()
+        parsed = parse_choice_id(str(action.get("action_id", "")))
+        if parsed is None:
+            return
+        verb, item_id, value = parsed
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        user = body.get("user") or {}
+        try:
+            item = await self._reader.get(item_id=item_id)
+            actor = await self._actor(user, item.route)
+            await click(
+                service=self._service,
+                reader=self._reader,
+                item_id=item_id,
+                verb=verb,
+                value=value,
+                actor=actor,
+            )
+        except Exception as exc:  # after ack(): tell the clicker, never swallow
+            await self._tell(channel, user.get("id"), exc, verb="decide", item_id=item_id)
 
     async def _on_edit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         item_id, channel = views.read_metadata(view)
@@ -179,26 +226,65 @@ class SlackInteractions:
             return
         await ack()  # then decide (and update every surface's card) after the deadline
         try:
-            await self._service.decide(item_id=item_id, action=verb, actor=actor, **decision)
+            await self._service.decide(
+                item_id=item_id, action=verb, actor=actor, opened_at=opened_at(view), **decision
+            )
         except Exception as exc:
             await self._tell(channel, user.get("id"), exc, verb=verb, item_id=item_id)
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
-        """``/signoff queue``: items waiting for you; ``/signoff stats``: today's numbers
-        for this channel's routes. Answered in the ack itself (ephemeral)."""
+        """``/signoff queue``: items waiting for you; ``/signoff next``: the most uncertain
+        one, reserved for you, as its card; ``/signoff stats``: today's numbers for this
+        channel's routes. Answered in the ack itself (ephemeral)."""
         words = str(command.get("text") or "").split()
         user = {"id": command.get("user_id"), "name": command.get("user_name")}
+        blocks: list[dict[str, Any]] | None = None
         try:
-            if words[:1] == ["queue"]:
+            if words[:1] == ["next"]:
+                text, blocks = await self._next(user)
+            elif words[:1] == ["queue"]:
                 text = await self._queue(user)
             elif words[:1] == ["stats"]:
                 text = await self._stats(str(command.get("channel_id") or ""))
             else:
-                text = "Usage: `/signoff queue` (drafts waiting for you) or `/signoff stats`."
+                text = (
+                    "Usage: `/signoff queue` (drafts waiting for you), `/signoff next` "
+                    "(the one to review next) or `/signoff stats`."
+                )
         except Exception:
             log.exception("slack: /signoff %s failed", " ".join(words))
-            text = "Could not answer that: an internal error (logged)."
-        await ack(text=text)
+            text, blocks = "Could not answer that: an internal error (logged).", None
+        await ack(text=text, blocks=blocks)
+
+    async def _next(self, user: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+        """The most uncertain draft waiting for this user, reserved for them: its card,
+        with its buttons, and until when it is theirs."""
+        queue = self._review_queue
+        item = await queue.next(reviewer=await self._reviewer(user)) if queue else None
+        route = self._routes.get(item.route) if item is not None else None
+        if item is None or route is None:
+            return "Nothing is waiting for you.", None
+        held = f"Reserved for you until {item.reserved_until:%H:%M} UTC"
+        card = build_card(item, route)
+        # On the status line (a quorum's "1 of 2 approvals", else empty): no extra block.
+        card = dataclasses.replace(card, status=f"{card.status} · {held}" if card.status else held)
+        link = f"{self._web_url}/items/{item.id}"
+        text = f"Next for you: <{link}|{escape(item.title)}> · {held}"
+        return text, card_blocks(card, web_url=link)
+
+    async def _reviewer(self, user: dict[str, Any]) -> Actor:
+        """The user with every user group any route lists (resolved once for all)."""
+        listed: set[str] = set()
+        for name in self._routes.names():
+            route = self._routes.get(name)
+            listed.update(g for g in (route.reviewers if route else {}).get("slack", []))
+        user_id = str(user.get("id") or "")
+        groups = await self._groups.groups_of(
+            user_id, among=sorted(g for g in listed if g.startswith("S"))
+        )
+        return Actor(
+            surface="slack", user_id=user_id, name=str(user.get("name") or user_id), groups=groups
+        )
 
     async def _queue(self, user: dict[str, Any]) -> str:
         mine: list[str] = []

@@ -19,7 +19,7 @@ def manifest(*, url: str = PLACEHOLDER_URL, socket_mode: bool = False) -> dict[s
     command: dict[str, Any] = {
         "command": "/signoff",
         "description": "Drafts waiting for you, and today's numbers",
-        "usage_hint": "queue | stats",
+        "usage_hint": "queue | next | stats",
         "should_escape": False,
     }
     interactivity: dict[str, Any] = {"is_enabled": True}

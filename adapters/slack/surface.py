@@ -75,7 +75,7 @@ class SlackSurface:
     async def post(self, *, card: ReviewCard, channel: str | None) -> Mapping[str, Any] | None:
         if not channel:
             raise ValueError("a Slack surface needs a channel")
-        blocks = card_blocks(card, web_url=self._item_url(card.item_id))
+        blocks = card_blocks(card, web_url=self._web_url + card.web_path)
 
         async def send() -> Any:
             return await self._client.chat_postMessage(
@@ -94,7 +94,7 @@ class SlackSurface:
             channel=ref["channel"],
             ts=ref["ts"],
             text=fallback_text(card),
-            blocks=card_blocks(card, web_url=self._item_url(card.item_id)),
+            blocks=card_blocks(card, web_url=self._web_url + card.web_path),
         )
         if card.edit_diff and not card.actions:  # settled with an edit: show what changed
             channel = ref["channel"]

@@ -27,23 +27,30 @@ from adapters.web.audit import (
     jsonl_stream,
     parse_before,
 )
+from adapters.web.audits import audits_router, recent_changes
 from adapters.web.auth import WebAuth, WebUser
 from adapters.web.dashboard import dashboard_data, render_context
 from adapters.web.headers import SecurityHeaders
 from adapters.web.live import Broadcaster
+from adapters.web.reliability import calibration_panels
 from adapters.web.render import diff_lines, edit_diff, edit_fields, environment, history, parse_edit
 from bot.api import error_response
+from bot.audits import AuditDesk
+from bot.choices import click
 from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.kinds import KINDS
 from bot.ports import Actor
 from bot.present import already_decided, build_card
+from bot.queue import ReviewQueue
 from bot.reader import InboxReader, ItemReader
 from bot.retry import ReleaseRetry
+from bot.reviewer_stats import reviewer_stats
 from bot.routes import RouteTable
 from bot.schemas import ItemPublic
 from bot.service import ReviewService
 from bot.states import ItemState
+from storage import item_opens
 from storage.db import SessionFactory
 
 COOKIE = "signoff_session"
@@ -68,6 +75,8 @@ class WebConsole:
     sessions: SessionFactory
     clock: Clock
     retry: ReleaseRetry
+    queue: ReviewQueue | None = None  # the inbox's Next button
+    audits: AuditDesk | None = None  # the Audits pages (blind checks of automatic decisions)
     secure_cookies: bool = False
     extra: Callable[[APIRouter], None] | None = None  # e.g. the demo's release sink
 
@@ -126,13 +135,16 @@ class WebConsole:
             "content": content,
             "diff": diff_lines(content["diff"]) if item.kind == "code_change" else None,
             "fields": edit_fields(item),
-            "reasons": route.reject_reasons if route else [],
+            "reasons": list(card.reject_reasons) if card else [],  # the route's and the item's
             "history": history(item, attempts, steps),
             "edit_diff": edit_diff(item.content, content) if edited else None,
             "pending": item.state == ItemState.pending,
             # as on the chat cards: "Release failed: …" and a Retry button
             "release_note": card.release_note if card else None,
             "retry": card is not None and "retry" in card.actions,
+            # a comparison's prompt, A and B in display order; one-click buttons
+            "sections": card.sections if card else (),
+            "choices": card.choices if card else (),
         }
 
     def router(self) -> APIRouter:
@@ -194,6 +206,13 @@ class WebConsole:
         async def item_page(request: Request, item_id: str) -> HTMLResponse:
             user = await page.current(request)
             item = await page.visible_item(user, item_id)
+            if item.state == ItemState.pending:  # the reviewer's reading time starts here
+                await item_opens.record_open(
+                    page.sessions,
+                    item_id=item.id,
+                    reviewer=f"web:{user.name}",
+                    now=page.clock.now(),
+                )
             return page.render("item.html", nav="inbox", **await page.card_context(user, item))
 
         @r.get("/items/{item_id}/card")
@@ -217,6 +236,9 @@ class WebConsole:
                     content=parse_edit(item, form) if action == "edit" else None,
                     reason_code=form.get("reason_code") or None,
                     reason_text=form.get("reason_text") or None,
+                    opened_at=await item_opens.opened_at(
+                        page.sessions, item_id=item.id, reviewer=f"web:{user.name}"
+                    ),
                 )
             except (Conflict, InvalidInput, NotAllowed) as exc:
                 fresh = await page.visible_item(user, item_id)
@@ -225,6 +247,35 @@ class WebConsole:
                     "item.html",
                     nav="inbox",
                     status=status,
+                    notice=_notice(exc),
+                    **await page.card_context(user, fresh),
+                )
+            return RedirectResponse(f"/items/{quote(item.id)}", status_code=303)
+
+        @r.post("/items/{item_id}/choose")
+        async def choose(request: Request, item_id: str) -> Response:
+            """A one-click button: a comparison's verdict or a label (bot/choices.py)."""
+            user, form = await page.posted(request)
+            item = await page.visible_item(user, item_id)
+            reviewer = f"web:{user.name}"
+            try:
+                await click(
+                    service=page.service,
+                    reader=page.reader,
+                    item_id=item.id,
+                    verb=form.get("verb", ""),
+                    value=form.get("value", ""),
+                    actor=Actor(surface="web", user_id=user.name, name=user.name),
+                    opened_at=await item_opens.opened_at(
+                        page.sessions, item_id=item.id, reviewer=reviewer
+                    ),
+                )
+            except (Conflict, InvalidInput, NotAllowed) as exc:
+                fresh = await page.visible_item(user, item_id)
+                return page.render(
+                    "item.html",
+                    nav="inbox",
+                    status={Conflict: 409, InvalidInput: 422}.get(type(exc), 403),
                     notice=_notice(exc),
                     **await page.card_context(user, fresh),
                 )
@@ -248,6 +299,22 @@ class WebConsole:
                     **await page.card_context(user, fresh),
                 )
             return RedirectResponse(f"/items/{quote(item.id)}", status_code=303)
+
+        @r.post("/next")
+        async def next_item(request: Request) -> Response:
+            """Next: reserve the most uncertain item of the reviewer's routes and open it."""
+            user, _ = await page.posted(request)
+            reserved = None
+            if page.queue is not None:
+                reserved = await page.queue.next(
+                    reviewer=Actor(surface="web", user_id=user.name, name=user.name),
+                    routes=page.visible_routes(user),
+                )
+            if reserved is None:
+                context = await page.inbox_context(user, request)
+                notice = "Nothing is waiting for you."
+                return page.render("inbox.html", nav="inbox", notice=notice, **context)
+            return RedirectResponse(f"/items/{quote(reserved.id)}", status_code=303)
 
         @r.get("/events")
         async def events(request: Request) -> StreamingResponse:
@@ -277,6 +344,7 @@ class WebConsole:
                 query=flt.as_query(),
                 route_names=visible,
                 outcomes=AUDIT_OUTCOMES,
+                config_changes=await recent_changes(page.sessions, routes=visible),
             )
 
         @r.get("/audit.csv")
@@ -294,6 +362,12 @@ class WebConsole:
                 page.sessions, routes=page.visible_routes(user), now=page.clock.now()
             )
             context: dict[str, Any] = render_context(dash)
+            context["reviewers"] = await reviewer_stats(  # per-reviewer table, last 30 days
+                page.sessions, routes=page.visible_routes(user), now=page.clock.now()
+            )
+            context["calibration"] = await calibration_panels(  # reliability plots
+                page.sessions, routes=page.routes, names=page.visible_routes(user), clock=page.clock
+            )
             return page.render("dashboard.html", nav="dashboard", user=user, **context)
 
         if self.extra is not None:
@@ -343,6 +417,8 @@ class WebConsole:
     def mount(self, app: FastAPI) -> None:
         """Add the pages, the static files and the web error pages to ``app``."""
         app.include_router(self.router())
+        if self.audits is not None:
+            app.include_router(audits_router(self, self.audits))
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
         @app.exception_handler(_SignInRequired)

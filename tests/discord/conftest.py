@@ -47,6 +47,7 @@ class DiscordWorld:
             routes=self.system.routes,
             web_url="http://127.0.0.1:8000",
             retry=self.system.retry,
+            queue=self.system.queue,
             digest=Digest(
                 inbox=InboxReader(sessions=self.system.sessions, routes=self.system.routes),
                 routes=self.system.routes,

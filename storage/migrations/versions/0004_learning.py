@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("actor_name", AutoString(length=200), nullable=True),
         sa.Column("posted_at", UTCDateTime(), nullable=False),
         sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.Column("ref", JSONColumn, nullable=True),
     )
     op.create_index("ix_audits_item_id", "audits", ["item_id"])
     op.create_index("ix_audits_route_decided", "audits", ["route", "decided_at"])
@@ -63,9 +64,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_config_changes_route_key", "config_changes", ["route", "key", "id"])
     op.create_index("ix_items_reserved", "items", ["state", "route", "reserved_until"])
+    op.create_index("ix_decisions_at", "decisions", ["at"])
+    op.create_index("ix_decisions_actor_at", "decisions", ["surface", "actor_id", "at"])
+    op.create_table(
+        "item_opens",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("item_id", AutoString(length=40), sa.ForeignKey("items.id"), nullable=False),
+        sa.Column("reviewer", AutoString(length=200), nullable=False),
+        sa.Column("opened_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("item_id", "reviewer", name="uq_item_opens_item_reviewer"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("item_opens")
+    op.drop_index("ix_decisions_actor_at", "decisions")
+    op.drop_index("ix_decisions_at", "decisions")
     op.drop_index("ix_items_reserved", "items")
     op.drop_table("config_changes")
     op.drop_table("audits")
