@@ -37,7 +37,8 @@ from bot.errors import ConfigError
 from bot.expiry import Expirer
 from bot.fanout import SurfaceFanout
 from bot.gold import GoldItems
-from bot.humanlayer import HumanLayerDesk, humanlayer_router
+from bot.humanlayer import HumanLayerDesk
+from bot.humanlayer_routes import humanlayer_router
 from bot.limits import BodyLimit
 from bot.metrics import metrics_router
 from bot.notify import Notifier
