@@ -23,10 +23,19 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP)
-	$(PY) bench/ingest.py
+# PostgreSQL for the benchmarks that also run there (a throwaway database is made in it)
+BENCH_PG ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+$(VENV)/.bench-stamp: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP) $(VENV)/.bench-stamp
+	$(PY) bench/ingest.py --postgres $(BENCH_PG)
 	$(PY) bench/sweep.py
 	$(PY) bench/export.py
+	$(PY) bench/click_ack.py
+	$(PY) bench/footprint.py
 
 clean:
 	rm -rf $(VENV) signoff.db signoff.db-wal signoff.db-shm

@@ -8,7 +8,8 @@ Method
 * **Databases.** For each size (``--baseline`` decided items, default 100,000, and
   ``--items``, default 1,000,000) a fresh SQLite file is created in a temporary
   directory and brought to the current schema with ``storage.migrate.upgrade``. It is
-  then seeded with SQLAlchemy Core ``executemany`` (chunks of ``CHUNK`` rows,
+  then seeded through the driver's bulk path (``executemany`` of plain tuples; ``COPY``
+  on PostgreSQL), values encoded as SQLAlchemy stores them (chunks of ``CHUNK`` rows,
   ``COMMIT_EVERY`` rows per transaction): one API key and the items of the route
   ``bench``, each with its decisive decision. Every item carries a chat prompt (a system
   and a user message). Of every ten items, eight were edited by a reviewer (the edit
@@ -21,8 +22,9 @@ Method
   script again, with a hidden flag), so the seeding's memory does not blur the figures.
   It opens the database as ``signoff export`` does (``storage.db.make_engine``) and, per
   format, runs ``bot.export.write_export`` (the code behind ``signoff export FORMAT -o
-  FILE``: keyset pages of ``bot.export.PAGE`` rows, each in its own short session,
-  encoded and written in chunks of ``bot.export.CHUNK_BYTES``) into a file in the
+  FILE``: keyset pages of ``bot.export.PAGE`` rows read one after the other on one
+  connection, each in a short transaction of its own, the next page read while one is
+  encoded, written in chunks of ``bot.export.CHUNK_BYTES``) into a file in the
   temporary directory, ``--repeat`` times (default 3). The wall time of each run gives
   its rows/s (the median run is the figure; the machine is a shared VM where single runs
   vary), and the process's CPU time (all threads) its rows per CPU second. The growth of
@@ -40,6 +42,9 @@ Method
 * **PostgreSQL** (``--postgres DSN``, optional): a throwaway database
   ``bench_export_<pid>`` is created, seeded with ``--items`` items the same way,
   ``ANALYZE``-d (autovacuum would do so in service), measured the same way, and dropped.
+  Its rows/s are judged against ``RATE_TARGET`` too, and the CPU time of the database
+  server's backends (read from ``/proc``: the server runs on this machine) is reported
+  beside the exporter's, with what other processes used meanwhile.
 
 The results go to stdout and to the ``## Export (bench/export.py)`` section of
 ``BENCHMARKS.md`` (that section is replaced; other sections are kept). The exit status
@@ -155,6 +160,8 @@ def _rows(start: int, stop: int) -> tuple[list[dict[str, Any]], list[dict[str, A
                 "final_content": final,
                 "metadata": {},
                 "prompt": prompt,
+                # as the service writes it: JSON null, not SQL NULL (no redrafts)
+                "revisions": None,
                 "state": "approved",
                 "outcome": outcome,
                 "release_state": "none",
@@ -215,15 +222,13 @@ async def seed(url: str, *, items: int) -> float:
                     }
                 ],
             )
-        item_insert = Item.__table__.insert()  # type: ignore[attr-defined]
-        decision_insert = Decision.__table__.insert()  # type: ignore[attr-defined]
+        tables = (Item.__table__, Decision.__table__)  # type: ignore[attr-defined]
         for first in range(0, items, COMMIT_EVERY):
             async with engine.begin() as conn:
                 for start in range(first, min(first + COMMIT_EVERY, items), CHUNK):
                     stop = min(start + CHUNK, first + COMMIT_EVERY, items)
-                    item_rows, decision_rows = _rows(start, stop)
-                    await conn.execute(item_insert, item_rows)
-                    await conn.execute(decision_insert, decision_rows)
+                    for table, rows in zip(tables, _rows(start, stop), strict=True):
+                        await _bulk_insert(conn, table, rows)
             print(f"  seeded {min(first + COMMIT_EVERY, items):,} items", flush=True)
         if engine.dialect.name == "postgresql":
             async with engine.connect() as conn:
@@ -236,6 +241,55 @@ async def seed(url: str, *, items: int) -> float:
         with contextlib.closing(sqlite3.connect(engine.url.database)) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return time.perf_counter() - started
+
+
+async def _bulk_insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``rows`` (dicts with the same keys) into ``table`` by the driver's own bulk path:
+    ``COPY`` on PostgreSQL, ``executemany`` of plain tuples on SQLite. Values are stored
+    as SQLAlchemy would store them (JSON as ``json.dumps`` text, SQL NULL never for a
+    JSON None, UTC timestamps, the columns' scalar defaults), without its per-row work,
+    which was most of the seeding time."""
+    from sqlalchemy import JSON, Boolean
+
+    from storage.types import UTCDateTime
+
+    postgres = conn.dialect.name == "postgresql"
+    names = list(rows[0])
+    defaults = {}
+    for column in table.columns:
+        if column.name in names or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise RuntimeError(f"{table.name}.{column.name}: a default the bench cannot copy")
+        defaults[column.name] = column.default.arg
+    columns = [*names, *defaults]
+
+    def encoder(name: str) -> Any:
+        kind = table.columns[name].type
+        if isinstance(kind, JSON):
+            return json.dumps
+        if isinstance(kind, UTCDateTime):
+            if postgres:
+                return lambda v: None if v is None else v.astimezone(UTC)
+            return lambda v: None if v is None else f"{v.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
+        if isinstance(kind, Boolean) and not postgres:
+            return lambda v: None if v is None else int(v)
+        return None
+
+    encoders = [encoder(name) for name in columns]
+    records = []
+    for row in rows:
+        values = [row[name] for name in names] + list(defaults.values())
+        records.append(
+            tuple(v if e is None else e(v) for v, e in zip(values, encoders, strict=True))
+        )
+    raw = (await conn.get_raw_connection()).driver_connection
+    if postgres:
+        await raw.copy_records_to_table(table.name, records=records, columns=columns)
+    else:
+        marks = ", ".join("?" * len(columns))
+        quoted = ", ".join(f'"{name}"' for name in columns)
+        await raw.executemany(f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})", records)
 
 
 # -- measuring (child process) ------------------------------------------------------------
@@ -308,13 +362,29 @@ async def measure(url: str, *, workdir: Path, repeat: int) -> dict[str, Any]:
     try:
         for fmt in FORMATS:
             path = workdir / f"export-{os.getpid()}.{fmt}.jsonl"
-            result: dict[str, Any] = {"seconds": [], "cpu": [], "rows_per_run": [], "rss": []}
+            result: dict[str, Any] = {
+                "seconds": [],
+                "cpu": [],
+                "rows_per_run": [],
+                "rss": [],
+                "server_cpu": [],
+                "machine_cpu": [],
+            }
             for _ in range(repeat):
+                server = await _server_cpu(engine)
+                machine = _machine_busy()
                 with rss_peak() as rss, path.open("wb") as f:
                     started, cpu = time.perf_counter(), time.process_time()
                     stats = await write_export(sessions, fmt=ExportFormat(fmt), out=f)
                     result["seconds"].append(time.perf_counter() - started)
                     result["cpu"].append(time.process_time() - cpu)
+                after = await _server_cpu(engine)
+                result["server_cpu"].append(
+                    None
+                    if server is None or after is None
+                    else sum(t - server.get(pid, 0.0) for pid, t in after.items())
+                )
+                result["machine_cpu"].append(_machine_busy() - machine)
                 result["rows_per_run"].append(stats.rows)
                 result["rss"].append(rss)
                 result.update(rows=stats.rows, skipped=stats.skipped, **_check_file(path, fmt))
@@ -333,6 +403,32 @@ async def measure(url: str, *, workdir: Path, repeat: int) -> dict[str, Any]:
     finally:
         await engine.dispose()
     return out
+
+
+async def _server_cpu(engine: Any) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend of the bench database (the
+    server is on this machine); None on SQLite, whose work is in this process."""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as conn:
+        pids = await conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        return {pid: t for (pid,) in pids if (t := _proc_cpu(pid)) is not None}
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 # -- orchestration ------------------------------------------------------------------------
@@ -360,6 +456,25 @@ class Run:
         """rows per CPU second of the process (all threads), median over the runs: what
         the export costs, whatever else the machine is doing."""
         return statistics.median(self.m[fmt]["rows"] / c for c in self.m[fmt]["cpu"])
+
+    def median_run(self, fmt: str) -> int:
+        """Index of the run whose rows/s is the median (the lower middle one)."""
+        order = sorted(range(len(self.m[fmt]["seconds"])), key=lambda i: self.m[fmt]["seconds"][i])
+        return order[(len(order) - 1) // 2]
+
+    def cpu_split(self, fmt: str) -> str:
+        """Where the median run's wall time went, in CPU seconds: exporter, database
+        server, other processes."""
+        i = self.median_run(fmt)
+        m = self.m[fmt]
+        wall, mine, server = m["seconds"][i], m["cpu"][i], m["server_cpu"][i]
+        if server is None:
+            return f"{wall:.1f} s wall, exporter {mine:.1f} s CPU"
+        other = max(0.0, m["machine_cpu"][i] - mine - server)
+        return (
+            f"{wall:.1f} s wall: exporter {mine:.1f} s CPU, PostgreSQL {server:.1f} s CPU, "
+            f"anything else {other:.1f} s CPU"
+        )
 
     def py_peak_mib(self, fmt: str) -> float:
         return float(self.m[fmt]["py_peak"]) / MIB
@@ -532,8 +647,9 @@ class Report:
             "",
             "Streaming an export into a file with `bot.export.write_export` (what `signoff "
             "export FORMAT -o FILE` runs): keyset pages of "
-            f"{big.m['page']:,} rows, each read in its own short session, encoded to JSON "
-            f"Lines and written in chunks of {big.m['chunk'] // 1024} KiB; "
+            f"{big.m['page']:,} rows on one connection, each in a short transaction of its "
+            "own, the next page read while one is encoded to JSON Lines, written in chunks of "
+            f"{big.m['chunk'] // 1024} KiB; "
             f"{self.args.repeat} timed runs per export. rows/s = rows written / wall time of "
             "the whole export (first query included), median run and every run; rows per "
             "CPU second = rows / CPU time of the process (all threads), which other tenants "
@@ -572,16 +688,26 @@ class Report:
         pg = self.postgres
         if pg is None:
             return []
-        figures = ", ".join(
-            f"{fmt} {pg.rate(fmt):,.0f} rows/s ({pg.cpu_rate(fmt):,.0f} per CPU second of "
-            "the exporting process)"
+        verdicts = [
+            f"- **{fmt}: at least {RATE_TARGET:,.0f} rows/s at {pg.items:,} items** "
+            f"(PostgreSQL): {pg.rate(fmt):,.0f} rows/s ({pg.cpu_rate(fmt):,.0f} per CPU second "
+            f"of the exporting process): **{'PASS' if pg.rate(fmt) >= RATE_TARGET else 'FAIL'}**"
             for fmt in FORMATS
-        )
+        ]
+        split = "; ".join(f"{fmt}: {pg.cpu_split(fmt)}" for fmt in FORMATS)
         return [
-            f"PostgreSQL at {pg.items:,} items: {figures}. The server runs on the same "
-            f"{os.cpu_count()} CPUs and its time adds to the exporter's, page by page (the "
-            "join, and JSONB turned back into text): rows/s is lower than rows per CPU "
-            "second, most for `dpo`, which reads two versions of each draft.",
+            *verdicts,
+            "",
+            f"Median runs on PostgreSQL: {split} (*anything else*: the machine's busy time "
+            "beyond the exporter and the bench database's backends: other processes, "
+            "PostgreSQL's background and parallel workers, and CPU time taken by the "
+            "hypervisor for other guests).",
+            "",
+            f"On PostgreSQL the server runs on the same {os.cpu_count()} CPUs as the exporter: "
+            "each page's join, and its JSONB turned back into text, is server time. The "
+            "exporter reads the next page while it encodes the current one, so the two "
+            "overlap instead of adding up; rows/s stays below rows per CPU second when other "
+            "work takes one of the two CPUs.",
             "",
         ]
 

@@ -680,9 +680,17 @@ class Report:
             "One sweep: `Sweeper.run_once(now)` claiming and nudging every due item (pages of "
             f"{PAGE}, one Slack post each, a null surface that only counts). Python peak = "
             "tracemalloc peak over a second, identical sweep; RSS growth = peak resident "
-            "memory during the sweep minus resident memory just before it:",
+            "memory during the sweep minus resident memory just before it; items/s = due "
+            "items nudged per second of the whole sweep (claim, post, record):",
             "",
             *sweep,
+            "",
+            f"{big.due:,} due of {big.pending:,} pending is a backlog: with steps spread over "
+            "7 days, about "
+            f"{big.pending * 30 / SECOND_NUDGE.total_seconds():,.0f} items fall due between "
+            "two sweeps 30 s apart (the default interval), so one sweep of this size stands for "
+            f"about {big.due / (big.pending * 30 / SECOND_NUDGE.total_seconds()) / 2:,.0f} "
+            "minutes of a stopped scheduler.",
             "",
             f"- **Due query under {QUERY_TARGET_MS:.0f} ms at {big.pending:,} pending items** "
             f"(SQLite, slowest of {a.repeat} runs, on the index): {big.query_max:.2f} ms: "

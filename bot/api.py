@@ -4,7 +4,8 @@ Every error is ``{"error": {"code", "message"}}`` with a 4xx status whose messag
 what is wrong; nothing a client sends produces a 500.
 """
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -13,13 +14,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from bot.auth import Integrator, KeyRing
+from bot.dberrors import install_database_handlers
 from bot.errors import (
+    BudgetExceeded,
     Conflict,
     InvalidInput,
     InvalidTransition,
     NotAllowed,
     NotFound,
     SignoffError,
+    Unavailable,
 )
 from bot.export import ExportFilter, ExportFormat, export_chunks, parse_since
 from bot.reader import ItemReader
@@ -33,11 +37,16 @@ _STATUS: dict[type[SignoffError], int] = {
     NotAllowed: 403,
     Conflict: 409,
     InvalidTransition: 409,
+    BudgetExceeded: 429,
+    Unavailable: 503,
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422)
 }
 M = TypeVar("M", bound=BaseModel)
+# Header bytes arrive decoded as Latin-1: anything past ASCII is a client's encoding
+# accident (UTF-8 or worse), refused rather than stored garbled.
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -51,7 +60,21 @@ class _Unauthorized(Exception):
 
 def error_response(exc: SignoffError) -> JSONResponse:
     """The JSON answer for a SignoffError, with its HTTP status."""
-    return error(_STATUS.get(type(exc), 400), exc.code, exc.message)
+    response = error(_STATUS.get(type(exc), 400), exc.code, exc.message)
+    if isinstance(exc, BudgetExceeded):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def bearer_integrator(request: Request, keys: KeyRing) -> Integrator:
+    """The integrator whose API key the request carries (401 otherwise)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _Unauthorized("missing API key: send Authorization: Bearer <api key>")
+    found = await keys.authenticate(token.strip())
+    if found is None:
+        raise _Unauthorized("unknown API key")
+    return found
 
 
 def parse_json_body(model: type[M], body: bytes, headers: Mapping[str, str]) -> M:
@@ -86,12 +109,38 @@ def document_bearer_auth(app: FastAPI) -> None:
             if path.startswith("/v1/"):
                 for operation in operations.values():
                     operation["security"] = [{"apiKey": []}]
+        _hoist_defs(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _hoist_defs(schema: dict[str, Any]) -> None:
+    """Bodies documented with a model's own JSON schema (``openapi_extra``) carry its
+    ``$defs``, and ``#/$defs/...`` does not resolve inside an OpenAPI document: move them
+    to ``components/schemas`` and point the references there (idempotent)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, definition in (node.pop("$defs", None) or {}).items():
+                visit(definition)
+                components.setdefault(name, definition)
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema.get("paths", {}))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    install_database_handlers(app)  # a database outage answers 503, not 500
+
     @app.exception_handler(SignoffError)
     async def _signoff(_: Request, exc: SignoffError) -> JSONResponse:
         return error_response(exc)
@@ -133,7 +182,9 @@ def build_router(
     keys: KeyRing,
     sessions: SessionFactory,
     max_wait_seconds: float,
+    leading: Callable[[], bool] = lambda: True,
 ) -> APIRouter:
+    """The integrator API; ``leading`` tells ``/healthz`` whether this replica leads."""
     router = APIRouter()
 
     async def integrator(request: Request) -> Integrator:
@@ -166,8 +217,10 @@ def build_router(
         answers 200 with the same item; the same key with another body answers 409."""
         caller = await integrator(request)  # called, not injected: the ingest hot path
         idempotency_key = request.headers.get("idempotency-key")
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-            raise InvalidInput("must be 1 to 255 characters", field="Idempotency-Key")
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidInput(
+                "must be 1 to 255 printable ASCII characters", field="Idempotency-Key"
+            )
         data = parse_json_body(ItemCreate, await request.body(), request.headers)
         result = await service.submit(integrator=caller, data=data, idempotency_key=idempotency_key)
         # Serialised once here; the response_model above only documents the shape.
@@ -227,8 +280,9 @@ def build_router(
         )
 
     @router.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str | bool]:
+        """Liveness, and whether this replica leads (runs the gateway connections)."""
+        return {"status": "ok", "leader": leading()}
 
     @router.get("/readyz", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def readyz() -> Any:

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -27,11 +28,14 @@ from adapters.web.live import Broadcaster, ChangeWatcher
 from adapters.web.pages import WebConsole
 from adapters.web.surface import WebSurface
 from bot.api import build_router, document_bearer_auth, install_error_handlers
+from bot.assist import Assistant
 from bot.audits import AuditDesk
 from bot.auth import KeyRing
+from bot.batch_api import BATCH_PATH, mount_batch_api
 from bot.clock import Clock, SystemClock
 from bot.daily import DailyDigest
 from bot.digest import Digest
+from bot.drafting import Drafter
 from bot.drift import DriftAlarm
 from bot.errors import ConfigError
 from bot.expiry import Expirer
@@ -39,21 +43,29 @@ from bot.fanout import SurfaceFanout
 from bot.gold import GoldItems
 from bot.humanlayer import HumanLayerDesk
 from bot.humanlayer_routes import humanlayer_router
+from bot.leader import LeaderElector, SoleLeader
 from bot.limits import BodyLimit
 from bot.metrics import metrics_router
+from bot.netguard import check_literal_url
 from bot.notify import Notifier
 from bot.overrides import ThresholdOverrides
 from bot.ports import DeliveryTarget, Surface
 from bot.queue import ReviewQueue
 from bot.queue_api import queue_router
 from bot.reader import InboxReader, ItemReader
+from bot.redraft import Redrafter
+from bot.refusals import RefusalLog, redact_access_log
 from bot.release import ReleaseWorker, RetryPolicy
 from bot.retry import ReleaseRetry
 from bot.routes import RouteTable, load_routes
 from bot.scheduler import build_scheduler
 from bot.service import ReviewService
 from bot.settings import Settings
+from bot.shutdown import Shutdown, wind_down
+from bot.spending import Spending
 from bot.sweep import Sweeper
+from bot.tasks import TaskDesk
+from bot.tasks_api import tasks_router
 from storage.batch import GroupWriter
 from storage.db import SessionFactory, make_engine, session_factory
 from storage.migrate import upgrade
@@ -61,6 +73,7 @@ from storage.migrate import upgrade
 if TYPE_CHECKING:
     from adapters.discord.edge import DiscordEdge
     from adapters.slack.edge import SlackEdge
+    from storage.pg_notify import PgChangeFeed
 
 log = logging.getLogger("signoff")
 
@@ -93,8 +106,29 @@ class System:
     audits: AuditDesk | None = None  # blind audits of automatic decisions
     overrides: ThresholdOverrides | None = None  # thresholds the drift alarm changed
     humanlayer: HumanLayerDesk | None = None  # the HumanLayer-compatible API's requests
+    tasks: TaskDesk | None = None  # drafting tasks (POST /v1/tasks)
+    redrafter: Redrafter | None = None  # "reject and redraft"
+    drafter: Drafter | None = None  # the model, when one is configured
+    # Replicas: change notices between processes (PostgreSQL), the gateway leadership,
+    # and the graceful stop of the running lifespan.
+    feed: PgChangeFeed | None = None
+    leader: LeaderElector = field(
+        default_factory=lambda: LeaderElector(lock=SoleLeader(), retry_seconds=2.0)
+    )
+    shutdown: Shutdown | None = None
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM: end live streams and stop taking work; the lifespan does the rest."""
+        self.broadcaster.close()
+        if self.shutdown is not None:
+            self.shutdown.begin()
 
     async def close(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()  # sends change notices still queued
+        closer = getattr(self.drafter, "aclose", None)
+        if closer is not None:
+            await closer()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -106,10 +140,13 @@ def build(
     routes: RouteTable | None = None,
     surfaces: Mapping[str, Surface] | None = None,
     targets: Mapping[str, DeliveryTarget] | None = None,
+    drafter: Drafter | None = None,
 ) -> System:
     """Wire a system from settings; tests pass their own clock, routes or edges."""
     clock = clock or SystemClock()
     routes = routes or load_routes(settings.config, required=settings.config_explicit)
+    if settings.allow_private_callbacks:
+        routes = routes.allowing_private_callbacks()
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
@@ -123,7 +160,7 @@ def build(
         if discord is not None:
             surfaces["discord"] = discord.surface
     surfaces = dict(surfaces)
-    targets = dict(targets) if targets is not None else _targets(settings, http)
+    targets = dict(targets) if targets is not None else _targets(settings, http, routes)
     _check_routes(routes, targets)
     notifier = Notifier()
     notifier.listen(broadcaster.publish)
@@ -134,12 +171,40 @@ def build(
         policy=RetryPolicy(
             base_seconds=settings.release_backoff_seconds,
             max_seconds=settings.release_backoff_max_seconds,
-            lease_seconds=settings.release_timeout_seconds * 4 + 30,
+            lease_seconds=(
+                settings.release_lease_seconds or settings.release_timeout_seconds * 4 + 30
+            ),
         ),
         on_change=notifier.changed,
         on_release=lambda item_id: refresh_cards(item_id),
     )
+    feed = _change_feed(settings, notifier=notifier, worker=worker, engine=engine)
     fanout = SurfaceFanout(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    drafter = drafter or _drafter(settings, routes)
+    _check_llm_routes(routes, drafter)
+    spending = Spending(sessions=sessions, clock=clock)
+    model = settings.openai_model or ""
+    assistant = (
+        Assistant(drafter=drafter, spending=spending, model=model) if drafter is not None else None
+    )
+    redrafter = (
+        Redrafter(
+            sessions=sessions,
+            routes=routes,
+            clock=clock,
+            drafter=drafter,
+            spending=spending,
+            fanout=fanout,
+            notifier=notifier,
+            model=model,
+            lease=timedelta(seconds=settings.task_lease_seconds),
+            max_attempts=settings.release_max_attempts,
+            on_queued=worker.wake,
+            assistant=assistant,
+        )
+        if drafter is not None
+        else None
+    )
     retry = ReleaseRetry(
         sessions=sessions,
         routes=routes,
@@ -192,6 +257,22 @@ def build(
         gold=gold,
         release_max_attempts=settings.release_max_attempts,
         on_queued=worker.wake,
+        assistant=assistant,
+        redraft_lease=timedelta(seconds=settings.task_lease_seconds),
+        on_redraft=redrafter.start if redrafter is not None else None,
+    )
+    tasks = TaskDesk(
+        sessions=sessions,
+        routes=routes,
+        clock=clock,
+        service=service,
+        notifier=notifier,
+        spending=spending,
+        drafter=drafter,
+        model=model,
+        callbacks=targets.get("webhook"),
+        lease=timedelta(seconds=settings.task_lease_seconds),
+        redrafter=redrafter,
     )
     reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
     queue = ReviewQueue(sessions=sessions, routes=routes, clock=clock, thresholds=overrides)
@@ -241,6 +322,8 @@ def build(
         secure_cookies=settings.base_url.startswith("https://"),
     )
     return System(
+        feed=feed,
+        leader=_elector(settings, slack=slack, discord=discord),
         settings=settings,
         clock=clock,
         engine=engine,
@@ -273,6 +356,116 @@ def build(
             notifier=notifier,
             clock=clock,
         ),
+        tasks=tasks,
+        redrafter=redrafter,
+        drafter=drafter,
+    )
+
+
+def _drafter(settings: Settings, routes: RouteTable) -> Drafter | None:
+    """The model from SIGNOFF_OPENAI_*, or None when no model is configured."""
+    if not settings.openai_model:
+        if settings.openai_api_key or settings.openai_base_url:
+            raise ConfigError(
+                "SIGNOFF_OPENAI_MODEL: name the model to draft with (an OpenAI key or base "
+                "URL is set without one)"
+            )
+        return None
+    try:
+        from adapters.llm.openai_drafter import openai_drafter
+    except ImportError as exc:
+        raise ConfigError(
+            "SIGNOFF_OPENAI_MODEL is set but OpenAI support is not installed "
+            f"(pip install 'signoff[openai]'): {exc}"
+        ) from None
+    if settings.openai_model not in routes.prices.prices:
+        known = ", ".join(sorted(routes.prices.prices)) or "none"
+        raise ConfigError(
+            f"prices: the route file has no price for model {settings.openai_model!r} "
+            f"(priced: {known}); add prices.{settings.openai_model}.input_per_million and "
+            "output_per_million (0 for a local model)"
+        )
+    return openai_drafter(
+        api_key=settings.openai_api_key or "",
+        base_url=settings.openai_base_url,
+        model=settings.openai_model,
+        prices=routes.prices,
+        timeout=settings.openai_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+    )
+
+
+def _check_llm_routes(routes: RouteTable, drafter: Drafter | None) -> None:
+    if drafter is not None:
+        return
+    for name in routes.names():
+        route = routes.get(name)
+        assert route is not None
+        llm = route.llm
+        asks = [
+            key
+            for key, on in (
+                ("judge", llm.judge is not None),
+                ("aids", llm.aids is not None),
+                ("max_revisions", llm.max_revisions > 1),
+            )
+            if on
+        ]
+        if asks:
+            raise ConfigError(
+                f"routes.{name}.llm.{asks[0]}: needs a model; set SIGNOFF_OPENAI_MODEL and "
+                "SIGNOFF_OPENAI_API_KEY (or SIGNOFF_OPENAI_BASE_URL)"
+            )
+
+
+def _change_feed(
+    settings: Settings, *, notifier: Notifier, worker: ReleaseWorker, engine: AsyncEngine
+) -> PgChangeFeed | None:
+    """On PostgreSQL: NOTIFY other replicas of changes made here, and hear theirs (a
+    change may be a handed-back release, so the worker looks for due rows too)."""
+    if not settings.database_url.startswith("postgresql"):
+        return None  # SQLite: one serving process; its ChangeWatcher sees the CLI's changes
+    from storage.pg_notify import PgChangeFeed, asyncpg_dsn
+
+    def heard(item_id: str) -> None:
+        notifier.received(item_id)
+        worker.wake()
+
+    feed = PgChangeFeed(dsn=asyncpg_dsn(settings.database_url), on_notice=heard, engine=engine)
+    notifier.publish_to(feed.publish)
+    return feed
+
+
+def _elector(
+    settings: Settings, *, slack: SlackEdge | None, discord: DiscordEdge | None
+) -> LeaderElector:
+    """Only the leader runs the Discord gateway and Slack Socket Mode; on PostgreSQL
+    leadership is an advisory lock, on SQLite the one process leads."""
+
+    async def elected() -> None:
+        if discord is not None:
+            discord.start_gateway()
+        if slack is not None:
+            await slack.start()  # Socket Mode, when an app token is set
+
+    async def deposed() -> None:
+        if discord is not None:
+            await discord.stop_gateway()
+        if slack is not None:
+            await slack.stop_socket()
+
+    if settings.database_url.startswith("postgresql"):
+        from storage.pg_leader import PgAdvisoryLock
+        from storage.pg_notify import asyncpg_dsn
+
+        lock: PgAdvisoryLock | SoleLeader = PgAdvisoryLock(dsn=asyncpg_dsn(settings.database_url))
+    else:
+        lock = SoleLeader()
+    return LeaderElector(
+        lock=lock,
+        retry_seconds=settings.leader_retry_seconds,
+        on_elected=elected,
+        on_deposed=deposed,
     )
 
 
@@ -313,10 +506,12 @@ def _discord(settings: Settings) -> DiscordEdge | None:
     )
 
 
-def _targets(settings: Settings, http: httpx.AsyncClient) -> dict[str, DeliveryTarget]:
+def _targets(
+    settings: Settings, http: httpx.AsyncClient, routes: RouteTable
+) -> dict[str, DeliveryTarget]:
     """The release targets this configuration makes available."""
     targets: dict[str, DeliveryTarget] = {
-        "webhook": WebhookTarget(client=http),
+        "webhook": WebhookTarget(client=http, allow_private=_private_ok(routes)),
         "git": GitTarget(timeout=max(60.0, settings.release_timeout_seconds)),
     }
     if settings.smtp_url:
@@ -334,6 +529,16 @@ def _targets(settings: Settings, http: httpx.AsyncClient) -> dict[str, DeliveryT
 _NEEDS = {"email": "set SIGNOFF_SMTP_URL", "github": "set SIGNOFF_GITHUB_TOKEN"}
 
 
+def _private_ok(routes: RouteTable) -> Callable[[str], bool]:
+    """Whether a route may call private addresses (bot/netguard.py), by route name."""
+
+    def allowed(name: str) -> bool:
+        route = routes.get(name)
+        return route is not None and route.allow_private_callbacks
+
+    return allowed
+
+
 def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> None:
     for name in routes.names():
         route = routes.get(name)
@@ -346,6 +551,10 @@ def _check_routes(routes: RouteTable, targets: Mapping[str, DeliveryTarget]) -> 
                     f"({_NEEDS.get(target.type, 'not in this build')}; available: "
                     f"{', '.join(sorted(targets))})"
                 )
+            url = getattr(target, "url", None)
+            problem = None if route.allow_private_callbacks else check_literal_url(url or "")
+            if problem is not None:
+                raise ConfigError(f"routes.{name}.{where}.url: {problem}")
 
 
 def create_app(
@@ -358,14 +567,23 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await upgrade(system.engine)
-        stop = asyncio.Event()
-        if system.slack is not None:
-            await system.slack.start()
+        shutdown = system.shutdown = Shutdown(grace_seconds=system.settings.shutdown_grace_seconds)
+        stop = shutdown.stopping  # set on SIGTERM (System.begin_shutdown) or below
+        shutdown.on_begin(system.broadcaster.close)
+        if system.feed is not None:
+            system.feed.start()
         if system.discord is not None:
-            await system.discord.start()
-        tasks = [asyncio.create_task(system.watcher.run(stop))]
+            await system.discord.login()  # REST in every replica; the gateway in the leader
+        await system.leader.step()  # a lone replica leads before it serves
+        tasks = [
+            asyncio.create_task(system.watcher.run(stop)),
+            asyncio.create_task(system.leader.run(stop)),
+        ]
+        work: list[asyncio.Task[None]] = []  # finished or cancelled within the grace period
         if run_worker:
-            tasks.append(asyncio.create_task(system.worker.run(stop)))
+            work.append(asyncio.create_task(system.worker.run(stop)))
+            if system.tasks is not None:  # takes over abandoned drafts, sends callbacks
+                work.append(asyncio.create_task(system.tasks.run_loop(stop)))
         scheduler = build_scheduler(
             sweeper=system.sweeper,
             daily=system.daily,
@@ -375,19 +593,32 @@ def create_app(
         )
         if run_scheduler:
             scheduler.start()
+            shutdown.on_begin(scheduler.pause)  # a sweep under way goes on until the deadline
         # What start-up made (routes, templates, SDK modules) lives as long as the
         # process: keep it out of the collector's full scans, which otherwise stall
         # the loop for tens of milliseconds (bench/sweep.py).
         gc.collect()
         gc.freeze()
+        # Collect young objects after 50,000 net allocations rather than 700: the HTTP
+        # stack alone triggered some 50 collections a second under load, 3-4% of the
+        # server's time, and the full ones among them stalled requests (bench/ingest.py).
+        gc.set_threshold(50_000, 10, 10)
         try:
             yield
         finally:
-            if run_scheduler:
-                scheduler.shutdown(wait=False)
-            system.broadcaster.close()
-            stop.set()
-            await asyncio.gather(*tasks)
+            await wind_down(
+                shutdown=shutdown,
+                leader=system.leader,
+                background=tasks,
+                work=work,
+                worker=system.worker if run_worker else None,
+                sweeper=system.sweeper if run_scheduler else None,
+                stop_scheduler=(lambda: scheduler.shutdown(wait=False)) if run_scheduler else None,
+            )
+            with contextlib.suppress(Exception):  # else their leases run out instead
+                for drafts in (system.tasks, system.redrafter):
+                    if drafts is not None:
+                        await drafts.hand_back()
             if system.slack is not None:
                 await system.slack.stop()
             if system.discord is not None:
@@ -409,14 +640,32 @@ def create_app(
             keys=system.keys,
             sessions=system.sessions,
             max_wait_seconds=system.settings.max_wait_seconds,
+            leading=lambda: system.leader.leading,
         )
     )
     app.include_router(queue_router(queue=system.queue, keys=system.keys))
-    app.include_router(metrics_router(sessions=system.sessions))
+    if system.tasks is not None:
+        app.include_router(
+            tasks_router(
+                desk=system.tasks,
+                keys=system.keys,
+                max_wait_seconds=system.settings.max_wait_seconds,
+            )
+        )
+    app.include_router(
+        metrics_router(sessions=system.sessions, leading=lambda: system.leader.leading)
+    )
     if system.humanlayer is not None:
         app.include_router(humanlayer_router(desk=system.humanlayer, keys=system.keys))
     if system.slack is not None:
         system.slack.mount(app)
     system.web.mount(app)
-    app.add_middleware(BodyLimit, max_bytes=system.settings.max_body_bytes)
+    mount_batch_api(app, system)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=system.settings.max_body_bytes,
+        paths={BATCH_PATH: system.settings.max_batch_body_bytes},
+    )
+    app.add_middleware(RefusalLog)  # outermost: logs every 4xx, the body limit's too
+    redact_access_log()
     return app

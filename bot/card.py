@@ -51,6 +51,9 @@ class ReviewCard:
     audit_id: int | None = None
     sections: tuple[CardField, ...] = ()  # labelled long texts: a comparison's prompt, A, B
     choices: tuple[CardChoice, ...] = ()  # one-click buttons while pending (bot/choices.py)
+    confidence_source: str | None = None  # "judge" when a model scored it
+    revision: int = 1  # of an item a model drafted; 2 after a redraft
+    max_revisions: int = 1
 
     @property
     def web_path(self) -> str:
@@ -64,7 +67,10 @@ class ReviewCard:
         """Route, confidence, requester and due time on one line."""
         parts = [f"route {self.route}"]
         if self.confidence is not None:
-            parts.append(f"confidence {self.confidence:.2f}")
+            source = " (judge)" if self.confidence_source == "judge" else ""
+            parts.append(f"confidence {self.confidence:.2f}{source}")
+        if self.revision > 1:
+            parts.append(f"revision {self.revision} of {self.max_revisions}")
         if self.requested_by:
             parts.append(f"requested by {self.requested_by}")
         if self.due is not None:

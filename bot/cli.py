@@ -27,13 +27,17 @@ from bot.ports import Actor
 from bot.routes import RouteTable
 from bot.schemas import ItemCreate
 from bot.settings import Settings, load_settings
+from bot.shutdown import drain_seconds
 from storage import outbox as outbox_store
 from storage.migrate import upgrade
 
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="signoff: human review of AI output.", no_args_is_help=True, add_completion=False
+    help="signoff: human review of AI output.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals hold settings: tokens, passwords
 )
 keys_app = typer.Typer(help="Integrator API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -87,9 +91,11 @@ def _serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
-            timeout_graceful_shutdown=5,
+            # Open requests (long polls) get the part of the grace period that claimed
+            # work gets; the rest is for handing claims back (bot/shutdown.py).
+            timeout_graceful_shutdown=int(drain_seconds(settings.shutdown_grace_seconds)),
         )
-        await _Server(config, on_exit=system.broadcaster.close).serve()
+        await _Server(config, on_exit=system.begin_shutdown).serve()
 
     asyncio.run(main())
 
@@ -123,8 +129,8 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
 
 
 class _Server(uvicorn.Server):
-    """Ends live-update streams as soon as shutdown starts, so open browser tabs do not
-    hold the server up."""
+    """Starts the replica's shutdown with the signal: live-update streams end (open
+    browser tabs do not hold the server up) and no new work is claimed."""
 
     def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
         super().__init__(config)

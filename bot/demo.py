@@ -33,16 +33,19 @@ def demo_routes(base_url: str) -> RouteTable:
                     "reject_reasons": ["wrong facts", "wrong tone", "should not be sent"],
                     "target": sink,
                     "callback_hosts": hosts,
+                    "allow_private_callbacks": True,  # the sink is signoff itself
                 },
                 "code-changes": {
                     "reject_reasons": ["breaks tests", "wrong approach", "needs discussion"],
                     "target": sink,
                     "callback_hosts": hosts,
+                    "allow_private_callbacks": True,  # the sink is signoff itself
                 },
                 "refunds": {
                     "reject_reasons": ["wrong amount", "against policy"],
                     "target": sink,
                     "callback_hosts": hosts,
+                    "allow_private_callbacks": True,  # the sink is signoff itself
                 },
             }
         },

@@ -13,6 +13,9 @@ branch to one HTTP status, and surfaces turn them into a message for the clicker
     ``InvalidTransition`` a state change the domain does not allow.
     ``ReleaseError``      delivering to a target failed; ``retryable`` says whether
                           another attempt may succeed.
+    ``BudgetExceeded``    a route spent its daily model budget (429).
+    ``Unavailable``       the server is not set up for this request, e.g. drafting without
+                          a model configured (503).
 """
 
 from __future__ import annotations
@@ -49,6 +52,20 @@ class NotFound(SignoffError):
 
 class NotAllowed(SignoffError):
     code = "not_allowed"
+
+
+class BudgetExceeded(SignoffError):
+    """A route's daily model budget is spent; ``retry_after`` is seconds until it renews."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(SignoffError):
+    code = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)

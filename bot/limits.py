@@ -1,25 +1,34 @@
-"""Request body limit as ASGI middleware: 413 before the body is parsed."""
+"""Request body limit as ASGI middleware: 413 before the body is parsed.
+
+One limit for every path, except those given their own in ``paths`` (the batch submit
+takes larger bodies: bot/batch_api.py).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, paths: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         started = rejected = False
@@ -29,10 +38,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes and not rejected:
+                if seen > limit and not rejected:
                     rejected = True
                     if not started:
-                        await self._reject(send)
+                        await self._reject(send, limit)
                     # The app sees a client that went away and stops reading.
                     return {"type": "http.disconnect"}
             return message
@@ -51,11 +60,11 @@ class BodyLimit:
                 raise
             # The app tripped over the disconnect we fed it; the 413 is already sent.
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body: dict[str, Any] = {
             "error": {
                 "code": "too_large",
-                "message": f"request body is over the limit of {self.max_bytes} bytes",
+                "message": f"request body is over the limit of {limit} bytes",
             }
         }
         raw = json.dumps(body).encode()

@@ -8,7 +8,7 @@ accuracy, and outbox rows by purpose and state (release failures).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
@@ -104,12 +104,22 @@ async def render(sessions: SessionFactory) -> str:
     return "\n".join(lines) + "\n"
 
 
-def metrics_router(*, sessions: SessionFactory) -> APIRouter:
+def metrics_router(
+    *, sessions: SessionFactory, leading: Callable[[], bool] = lambda: True
+) -> APIRouter:
+    """``GET /metrics``; ``leading`` says whether this replica leads (``signoff_leader``,
+    the one per-replica gauge)."""
     router = APIRouter()
 
     @router.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics (text exposition format 0.0.4)."""
-        return PlainTextResponse(await render(sessions), media_type=CONTENT_TYPE)
+        leader = [
+            "# HELP signoff_leader Whether this replica leads (runs the gateway connections).",
+            "# TYPE signoff_leader gauge",
+            f"signoff_leader {1 if leading() else 0}",
+        ]
+        text = await render(sessions) + "\n".join(leader) + "\n"
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     return router

@@ -1,6 +1,9 @@
-"""In-process change notices, so a long-polling reader wakes as soon as an item changes.
+"""Change notices, so a long-polling reader or an open page wakes as soon as an item changes.
 
-Replicas do not share these; readers also re-check the database at a short interval.
+Changes made here are announced to local waiters and listeners and handed to the
+publishers (on PostgreSQL: NOTIFY, :mod:`storage.pg_notify`); changes other replicas
+announce arrive through :meth:`Notifier.received` and are never passed on again. Readers
+also re-check the database at a short interval, which covers a notice that was missed.
 """
 
 from __future__ import annotations
@@ -14,12 +17,24 @@ class Notifier:
     def __init__(self) -> None:
         self._events: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._listeners: list[Callable[[str], None]] = []
+        self._publishers: list[Callable[[str], None]] = []
 
     def listen(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(item_id)`` on every change (e.g. to push live page updates)."""
         self._listeners.append(listener)
 
+    def publish_to(self, publisher: Callable[[str], None]) -> None:
+        """Also tell other processes (``publisher(item_id)``) of every change made here."""
+        self._publishers.append(publisher)
+
     def changed(self, item_id: str) -> None:
+        """``item_id`` changed in this process (after the commit)."""
+        self.received(item_id)
+        for publisher in self._publishers:
+            publisher(item_id)
+
+    def received(self, item_id: str) -> None:
+        """Another process changed ``item_id``: wake who waits here, pass nothing on."""
         for event in self._events.pop(item_id, set()):
             event.set()
         for listener in self._listeners:

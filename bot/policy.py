@@ -42,11 +42,14 @@ class Vote:
 
 def approvers(votes: Sequence[Vote]) -> list[str]:
     """Distinct people whose approval counts: an edit restarts the count (earlier
-    approvals were of other content) and counts as its author's approval."""
+    approvals were of other content) and counts as its author's approval; a redraft
+    restarts it with nobody (the next revision is new content)."""
     counted: list[str] = []
     for vote in votes:
         if vote.action == Action.edit:
             counted = [vote.voter]
+        elif vote.action == Action.redraft:
+            counted = []
         elif vote.action == Action.approve and vote.voter not in counted:
             counted.append(vote.voter)
     return counted

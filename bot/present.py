@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.ab import card_content
-from bot.card import ReviewCard
+from bot.card import CardField, ReviewCard
 from bot.choices import card_choices
 from bot.errors import Winner
 from bot.kinds import get_kind
 from bot.reasons import item_reject_reasons
+from bot.redraft_rules import redraft_refusal
 from bot.routes import Route
 from bot.schemas import DecisionPublic, ItemPublic
 
@@ -22,6 +23,7 @@ _VERBS = {
     "auto_approve": "Auto-approved",
     "auto_reject": "Auto-rejected",
     "expire": "Expired",
+    "redraft": "Sent back for a redraft",
 }
 
 
@@ -53,6 +55,7 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
 def build_card(item: ItemPublic, route: Route) -> ReviewCard:
     """The review card of ``item``: kind-specific parts plus the current status."""
     parts = get_kind(item.kind).card_parts(card_content(item))
+    notes, earlier = model_notes(item)
     return ReviewCard(
         item_id=item.id,
         kind=item.kind,
@@ -61,11 +64,11 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
         confidence=item.confidence,
         requested_by=item.requested_by,
         due=item.due_at,
-        fields=parts.fields,
+        fields=(*notes, *parts.fields),
         body=parts.body,
         diff=parts.diff,
         options=parts.options,
-        actions=_actions(item),
+        actions=_actions(item, route),
         status=status_line(item),
         reject_reasons=tuple(item_reject_reasons(route, item.metadata)),
         edit_diff=(
@@ -78,15 +81,52 @@ def build_card(item: ItemPublic, route: Route) -> ReviewCard:
             if item.release_state == "failed"
             else None
         ),
-        sections=parts.sections,
+        sections=(*parts.sections, *earlier),
         choices=card_choices(item),
+        confidence_source=item.confidence_source,
+        revision=item.revision,
+        max_revisions=route.llm.max_revisions,
     )
 
 
-def _actions(item: ItemPublic) -> tuple[str, ...]:
+MACHINE = "machine-written"
+
+
+def model_notes(item: ItemPublic) -> tuple[tuple[CardField, ...], tuple[CardField, ...]]:
+    """What a model added, labelled as machine-written: (fields for the judge's
+    rationale and the reviewer aids, sections for the drafts rejected before)."""
+    notes: list[CardField] = []
+    if item.aid is not None and item.aid.summary:
+        notes.append(CardField(f"Summary ({MACHINE})", item.aid.summary, short=False))
+    if item.aid is not None and item.aid.risky_spots:
+        spots = "\n".join(f"• {spot}" for spot in item.aid.risky_spots)
+        notes.append(CardField(f"Risky spots ({MACHINE})", spots, short=False))
+    if item.confidence_source == "judge" and item.confidence_note:
+        notes.append(CardField(f"Judge ({MACHINE})", item.confidence_note, short=False))
+    elif item.confidence is None and item.confidence_note:
+        notes.append(CardField("Judge", item.confidence_note, short=False))
+    earlier = tuple(
+        CardField(
+            f"Revision {r.number}, rejected by {r.rejected_by or 'a reviewer'}: {r.reason or ''}",
+            "\n".join(content_text(r.content)),
+            short=False,
+        )
+        for r in item.revisions
+    )
+    return tuple(notes), earlier
+
+
+def _actions(item: ItemPublic, route: Route) -> tuple[str, ...]:
     if item.state == "pending":
+        if item.redrafting:
+            return ()  # the next revision is on its way
         # a comparison is decided by its choices alone (bot/choices.py)
-        return () if item.kind == "comparison" else ("approve", "edit", "reject")
+        if item.kind == "comparison":
+            return ()
+        refusal = redraft_refusal(
+            task_id=item.task_id, revision=item.revision, kind=item.kind, route=route
+        )
+        return ("approve", "edit", "reject", *(("redraft",) if refusal is None else ()))
     if item.release_state == "failed":
         return ("retry",)  # the release can be queued again, with the same key
     return ()
@@ -94,6 +134,10 @@ def _actions(item: ItemPublic) -> tuple[str, ...]:
 
 def status_line(item: ItemPublic) -> str | None:
     """One line on where the item stands, or None while nobody has acted."""
+    if item.state == "pending" and item.redrafting:
+        asked = next((d for d in reversed(item.decisions) if d.action == "redraft"), None)
+        who = f" by {asked.actor_name}" if asked else ""
+        return f"Revision {item.revision} rejected{who}; drafting revision {item.revision + 1}…"
     if item.state == "pending":
         if item.approvals and item.quorum > 1:
             return f"{item.approvals} of {item.quorum} approvals"
@@ -130,7 +174,7 @@ def describe(decision: DecisionPublic) -> str:
         return f"{verb}: {decision.reason_text}" if decision.reason_text else verb
     text = f"{verb} by {decision.actor_name}"
     reason = ": ".join(r for r in (decision.reason_code, decision.reason_text) if r)
-    if decision.action == "reject" and reason:
+    if decision.action in ("reject", "redraft") and reason:
         text += f": {reason}"
     minutes = round(decision.since_posted_seconds / 60)
     text += f" · {minutes} min after posting"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -95,7 +94,7 @@ def _encode_cursor(item_id: str) -> str:
 def _decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or a non-ASCII cursor
         value = ""
     if not value.startswith("itm_"):
         raise InvalidInput("not a cursor this API gave out", field="cursor")

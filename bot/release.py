@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +23,7 @@ from bot.errors import ReleaseError
 from bot.outbox import RELEASE, release_link
 from bot.ports import DeliveryRequest, DeliveryTarget
 from bot.states import ReleaseState, next_release_state
+from storage import claims as claim_store
 from storage import items as item_store
 from storage import keys as key_store
 from storage import outbox as outbox_store
@@ -67,6 +68,8 @@ class ReleaseWorker:
         self._on_release = on_release
         self._batch = batch
         self._wake = asyncio.Event()
+        # Rows this worker claimed and has not finished (id -> lease), handed back at shutdown.
+        self._held: dict[int, tuple[str, datetime]] = {}
 
     def wake(self) -> None:
         """Tell the worker that rows were queued."""
@@ -82,8 +85,28 @@ class ReleaseWorker:
                 lease=timedelta(seconds=self._policy.lease_seconds),
                 limit=self._batch,
             )
+        for row in claimed:
+            assert row.id is not None and row.claimed_until is not None
+            self._held[row.id] = (row.item_id, row.claimed_until)
         await asyncio.gather(*(self._deliver(row) for row in claimed))
         return len(claimed)
+
+    async def hand_back(self) -> int:
+        """Release the claims of deliveries this worker started and did not finish (it
+        was cancelled at shutdown), so another replica delivers them now rather than when
+        the lease runs out; the attempt is not counted. How many rows were handed back."""
+        held, self._held = self._held, {}
+        if not held:
+            return 0
+        async with self._sessions() as session, session.begin():
+            released = await claim_store.release_deliveries(
+                session, claims=[(delivery_id, until) for delivery_id, (_, until) in held.items()]
+            )
+        for delivery_id in released:  # other replicas' workers hear of it and wake
+            self._on_change(held[delivery_id][0])
+        if released:
+            log.info("handed back %d claimed deliveries", len(released))
+        return len(released)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -122,6 +145,7 @@ class ReleaseWorker:
             await self._failed(row, f"{type(exc).__name__}: {exc}", retryable=True)
         else:
             await self._delivered(row, receipt)
+        self._held.pop(row.id, None)  # not when cancelled: that claim is handed back
 
     async def _request(self, row: Delivery) -> DeliveryRequest:
         async with self._sessions() as session:

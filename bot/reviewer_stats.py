@@ -192,7 +192,7 @@ async def reviewer_stats(
         t["decisions"] += row.number
         if row.action in (Action.approve, Action.edit):
             t["approvals"] += row.number
-        elif row.action == Action.reject:
+        elif row.action in (Action.reject, Action.redraft):
             t["rejections"] += row.number
         if row.rubber_stamp:
             t["rubber_stamps"] += row.number

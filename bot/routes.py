@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bot.drafting import PriceTable
 from bot.errors import ConfigError
 from bot.escalation import (
     DigestSettings,
@@ -23,6 +24,7 @@ from bot.escalation import (
     following,
 )
 from bot.learning import AuditSettings, DriftSettings, GoldSettings, ReviewerSettings
+from bot.llm_settings import LlmSettings, PriceConfig, price_table
 
 SurfaceType = Literal["web", "slack", "discord"]
 
@@ -103,6 +105,7 @@ class Route(_Strict):
     target: Target | None = None
     targets: list[Target] = Field(default_factory=list)  # a chain, released in order
     callback_hosts: list[str] = Field(default_factory=list)
+    allow_private_callbacks: bool = False  # callbacks/webhooks to private addresses
     escalation: list[EscalationStep] = Field(default_factory=list)
     working_hours: WorkingHours | None = None
     expire_in_working_hours: bool = False
@@ -111,6 +114,7 @@ class Route(_Strict):
     drift: DriftSettings | None = None
     gold: GoldSettings | None = None
     review: ReviewerSettings = Field(default_factory=ReviewerSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @model_validator(mode="after")
     def _checks(self) -> Route:
@@ -186,6 +190,7 @@ class Route(_Strict):
 
 class RouteFile(_Strict):
     routes: dict[str, Route] = Field(min_length=1)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)  # by model name
 
 
 DEFAULT_ROUTE = Route(name="default")
@@ -194,14 +199,26 @@ DEFAULT_ROUTE = Route(name="default")
 class RouteTable:
     """The routes in force, looked up by name."""
 
-    def __init__(self, routes: dict[str, Route]) -> None:
+    def __init__(self, routes: dict[str, Route], *, prices: PriceTable | None = None) -> None:
         self._routes = routes
+        self.prices = prices if prices is not None else PriceTable()  # model prices
 
     def get(self, name: str) -> Route | None:
         return self._routes.get(name)
 
     def names(self) -> list[str]:
         return sorted(self._routes)
+
+    def allowing_private_callbacks(self) -> RouteTable:
+        """These routes, each with ``allow_private_callbacks`` on (the setting
+        ``SIGNOFF_ALLOW_PRIVATE_CALLBACKS`` applies to every route)."""
+        return RouteTable(
+            {
+                name: route.model_copy(update={"allow_private_callbacks": True})
+                for name, route in self._routes.items()
+            },
+            prices=self.prices,
+        )
 
     @classmethod
     def default(cls) -> RouteTable:
@@ -222,7 +239,8 @@ def parse_routes(data: Any, *, source: str = "route file") -> RouteTable:
             problems.append(f"{loc}: {msg}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
     return RouteTable(
-        {name: route.model_copy(update={"name": name}) for name, route in parsed.routes.items()}
+        {name: route.model_copy(update={"name": name}) for name, route in parsed.routes.items()},
+        prices=price_table(parsed.prices),
     )
 
 

@@ -40,6 +40,32 @@ class DecisionPublic(BaseModel):
     choice: str | None = None  # a comparison's verdict, for its candidate: a, b, tie, both_bad
 
 
+class RevisionPublic(BaseModel):
+    """A draft a reviewer rejected and had redrafted (``Reject and redraft``)."""
+
+    number: int
+    content: dict[str, Any]
+    reason: str | None
+    rejected_by: str | None
+    at: datetime
+
+
+class AidPublic(BaseModel):
+    """Machine-written help for reviewers: a one-line summary, a code change's risky spots."""
+
+    summary: str
+    risky_spots: list[str] = Field(default_factory=list)
+    machine_written: bool = True
+
+
+class UsagePublic(BaseModel):
+    """Model tokens spent on an item (drafts, redrafts, judging, aids) and their cost."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 class ItemPublic(BaseModel):
     """An item as the API answers it: what was submitted plus its review state."""
 
@@ -65,6 +91,15 @@ class ItemPublic(BaseModel):
     updated_at: datetime
     decided_at: datetime | None
     due_at: datetime | None
+    # LLM drafting (bot/tasks.py, bot/redraft.py, bot/assist.py)
+    confidence_source: str | None = None  # "integrator" or "judge"
+    confidence_note: str | None = None  # the judge's rationale, or why there is no score
+    task_id: str | None = None  # the task that drafted this item
+    revision: int = 1
+    revisions: list[RevisionPublic] = Field(default_factory=list)  # rejected drafts
+    redrafting: bool = False  # a new revision is being drafted
+    aid: AidPublic | None = None
+    usage: UsagePublic | None = None
     # a comparison's display order (bot/ab.py): for drawing its card; never serialised
     ab_swapped: bool | None = Field(default=None, exclude=True)
 

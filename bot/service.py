@@ -8,8 +8,6 @@ clicks exactly one settles the item, and a settled item always has its release q
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -21,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from bot import ab, fatigue
+from bot.assist import Assistant
 from bot.audits import AuditDesk
 from bot.auth import Integrator
 from bot.clock import Clock
@@ -28,13 +27,15 @@ from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.fanout import SurfaceFanout
 from bot.gold import GoldItems
 from bot.ids import new_item_id
-from bot.kinds import get_kind, validate_content, validate_edit
+from bot.intake import Draft, NewItem, check_draft
+from bot.kinds import get_kind, validate_edit
 from bot.notify import Notifier
 from bot.overrides import ThresholdOverrides
 from bot.policy import Vote, approvers, auto_decision
 from bot.ports import Actor
 from bot.prompts import stored_prompt
 from bot.reasons import item_reject_reasons
+from bot.redraft_rules import check_redraftable
 from bot.reviewer_stats import check_daily_cap
 from bot.routes import Route, RouteTable
 from bot.schemas import ItemCreate, ItemPublic
@@ -46,6 +47,7 @@ from storage import outbox as outbox_store
 from storage.batch import GroupWriter
 from storage.db import SessionFactory
 from storage.models import Item
+from storage.rows import new_row
 
 log = logging.getLogger("signoff.service")
 
@@ -54,6 +56,16 @@ log = logging.getLogger("signoff.service")
 POST_GRACE = timedelta(minutes=10)
 POLICY_ACTOR = Actor(surface="policy", user_id="policy", name="signoff policy")
 _MAX_RACE_RETRIES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Drafted:
+    """An item a model drafted for a task: the task, and what drafting it cost."""
+
+    task_id: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,9 @@ class ReviewService:
         thresholds: ThresholdOverrides | None = None,
         ab_rng: random.Random | None = None,
         gold: GoldItems | None = None,
+        assistant: Assistant | None = None,
+        redraft_lease: timedelta = timedelta(minutes=10),
+        on_redraft: Callable[[str], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._routes = routes
@@ -98,6 +113,14 @@ class ReviewService:
         # draws each comparison's hidden display order (bot/ab.py); tests seed it
         self.ab_rng = ab_rng or random.SystemRandom()
         self._gold = gold  # known-answer items mixed in after real ones (bot/gold.py)
+        self._assistant = assistant  # judged confidence and reviewer aids (bot/assist.py)
+        self._redraft_lease = redraft_lease
+        self._on_redraft = on_redraft or (lambda _: None)  # starts a redraft (bot/redraft.py)
+
+    @property
+    def writer(self) -> GroupWriter:
+        """The group writer new items go through (batch submit shares it)."""
+        return self._writer
 
     # -- submit ------------------------------------------------------------------------
 
@@ -108,34 +131,56 @@ class ReviewService:
         data: ItemCreate,
         idempotency_key: str | None = None,
         gold_expected: str | None = None,
+        drafted: Drafted | None = None,
     ) -> Submitted:
         """Validate, store and route a draft; post it for review or decide it by policy.
 
         With an ``idempotency_key``, a replay with the same body returns the stored item
         (``created=False``) and a replay with another body raises Conflict.
         ``gold_expected`` is for :mod:`bot.gold` only: a gold item, always posted.
+        ``drafted`` is for :mod:`bot.tasks` only: the task that drafted the content.
         """
-        if "\\u0000" in data.model_dump_json():  # rare: find and name the field
-            _refuse_nul(data.model_dump(mode="json"), path="")
-        route = self._route(data.route)
-        kind = get_kind(data.kind)
-        content = validate_content(kind, data.content)
-        if data.callback_url is not None and not route.host_allowed(data.callback_url):
-            raise InvalidInput(
-                f"host of {data.callback_url!r} is not in the callback_hosts of route "
-                f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
-                field="callback_url",
-            )
-        request_hash = (
-            hashlib.sha256(_canonical(data).encode()).hexdigest() if idempotency_key else None
-        )
+        draft = check_draft(data, routes=self._routes, keyed=idempotency_key is not None)
         if idempotency_key is not None:
-            replay = await self._replay(integrator, idempotency_key, request_hash)
+            replay = await self._replay(integrator, idempotency_key, draft.request_hash)
             if replay is not None:
                 return Submitted(replay, created=False)
+        new = await self.prepare(
+            integrator=integrator,
+            draft=draft,
+            idempotency_key=idempotency_key,
+            gold_expected=gold_expected,
+            drafted=drafted,
+        )
+        try:
+            await self._writer.insert(new.rows)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            replay = await self._replay(integrator, idempotency_key, draft.request_hash)
+            if replay is None:
+                raise
+            return Submitted(replay, created=False)
+        await self.announce(new.item, gold_expected=gold_expected)
+        return Submitted(new.item, created=True)
 
+    async def prepare(
+        self,
+        *,
+        integrator: Integrator,
+        draft: Draft,
+        idempotency_key: str | None = None,
+        gold_expected: str | None = None,
+        drafted: Drafted | None = None,
+    ) -> NewItem:
+        """The rows that store a checked draft (:func:`bot.intake.check_draft`) as a new
+        item: the item, and when policy decides it at once, its decision and outbox rows.
+        Nothing is written; single and batch submit write them (bot/batch_intake.py)."""
+        data, route, kind, content = draft.data, draft.route, draft.kind, draft.content
+        request_hash = draft.request_hash
         now = self._clock.now()
-        row = Item(
+        row = new_row(  # fast: see storage/rows.py
+            Item,
             id=new_item_id(now),
             integrator_id=integrator.id,
             route=route.name,
@@ -162,14 +207,24 @@ class ReviewService:
             row.post_due_at = now + POST_GRACE
         if first is not None:
             row.next_step, row.step_due_at = first.index, first.due
+        extra: list[SQLModel] = []
+        if drafted is not None:
+            row.task_id = drafted.task_id
+            row.llm_input_tokens = drafted.input_tokens
+            row.llm_output_tokens = drafted.output_tokens
+            row.llm_cost = drafted.cost
+        if data.confidence is not None:
+            row.confidence_source = "integrator"
+        if self._assistant is not None and gold_expected is None:
+            extra.extend(await self._assess(row, route))
         in_force = None
-        if self._thresholds is not None and data.confidence is not None:
+        if self._thresholds is not None and row.confidence is not None:
             in_force = await self._thresholds.thresholds(route)
-        auto = auto_decision(route, data.confidence, thresholds=in_force)
+        auto = auto_decision(route, row.confidence, thresholds=in_force)
         if gold_expected is not None:
             auto = None  # a gold item is for people, whatever its confidence
         if auto is None:
-            rows: list[SQLModel] = [row]
+            rows: list[SQLModel] = [row, *extra]
             item = item_public(row, [], self._routes)
         else:
             settled = settle(
@@ -183,18 +238,13 @@ class ReviewService:
                 max_attempts=self._max_attempts,
                 reason_text=auto.reason,
             )
-            rows = [row, settled.decision, *settled.deliveries]
+            rows = [row, settled.decision, *settled.deliveries, *extra]
             item = settled.item
-        try:
-            await self._writer.insert(rows)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            replay = await self._replay(integrator, idempotency_key, request_hash)
-            if replay is None:
-                raise
-            return Submitted(replay, created=False)
+        return NewItem(rows=rows, item=item)
 
+    async def announce(self, item: ItemPublic, *, gold_expected: str | None = None) -> None:
+        """After a new item is committed: post a pending item's cards (and maybe a gold
+        item after it); tell waiters and the release worker about a decided one."""
         if item.state == ItemState.pending:
             await self._fanout.post(item)
             self._notifier.changed(item.id)
@@ -204,7 +254,29 @@ class ReviewService:
             self._after_settle(item)
             if self._audits is not None:  # no database work unless the route audits
                 await self._audits.maybe_sample(item)
-        return Submitted(item, created=True)
+
+    async def _assess(self, row: Item, route: Route) -> list[SQLModel]:
+        """Judge and summarize ``row`` if its route asks (bot/assist.py); the ledger rows."""
+        assert self._assistant is not None
+        if not self._assistant.wanted(
+            route, kind=row.kind, content=row.content, confidence=row.confidence
+        ):
+            return []
+        found = await self._assistant.assess(
+            route=route,
+            item_id=row.id,
+            kind=row.kind,
+            content=row.content,
+            confidence=row.confidence,
+            now=row.created_at,
+        )
+        if found.confidence is not None:
+            row.confidence, row.confidence_source = found.confidence, found.source
+        row.confidence_note, row.aid = found.note, found.aid
+        row.llm_input_tokens += found.usage.input_tokens
+        row.llm_output_tokens += found.usage.output_tokens
+        row.llm_cost += found.usage.cost
+        return list(found.calls)
 
     async def _replay(
         self, integrator: Integrator, key: str, request_hash: str | None
@@ -237,7 +309,9 @@ class ReviewService:
         choice: str | None = None,
         opened_at: datetime | None = None,
     ) -> ItemPublic:
-        """Record a human decision: approve, edit (approve a changed version) or reject.
+        """Record a human decision: approve, edit (approve a changed version), reject, or
+        redraft (reject with a reason the model drafts the next revision from, on items
+        drafted from a task whose route allows more revisions; bot/redraft.py).
 
         A comparison is decided with a ``choice`` as the card showed it (``A``, ``B``,
         ``tie``: approve; ``both_bad``: reject), recorded for its candidate (bot/ab.py).
@@ -251,7 +325,7 @@ class ReviewService:
         (naming who settled it) or this reviewer has already approved.
         """
         action = Action(action)
-        if action not in (Action.approve, Action.edit, Action.reject):
+        if action not in (Action.approve, Action.edit, Action.reject, Action.redraft):
             raise InvalidInput(f"{action.value} is not a reviewer action", field="action")
         for _ in range(_MAX_RACE_RETRIES):
             try:
@@ -272,6 +346,8 @@ class ReviewService:
             else:
                 self._notifier.changed(item.id)
             await self._fanout.refresh(item)
+            if action == Action.redraft:
+                self._on_redraft(item.id)  # after commit: the lease covers a crash from here
             return item
         raise Conflict(f"item {item_id} is changing too fast; try again")
 
@@ -297,11 +373,14 @@ class ReviewService:
                 raise already_settled(row, history)
         route = self._route(row.route)
         self._check_allowed(row=row, route=route, action=action, actor=actor)
+        _check_not_redrafting(row)
+        if action == Action.redraft:
+            check_redraftable(row, route)
         async with self._sessions() as session:
             await check_daily_cap(session, route=route, actor=actor, now=self._clock.now())
         if action == Action.edit and content is not None:  # None: the form is not filled yet
             validate_edit(get_kind(row.kind), row.final_content or row.content, dict(content))
-        if action == Action.reject and reason_code is not None:
+        if action in (Action.reject, Action.redraft) and reason_code is not None:
             _check_reason(route, reason_code, "-", row.meta)
 
     async def _try_decide(
@@ -327,6 +406,9 @@ class ReviewService:
                 raise already_settled(row, history)
             route = self._route(row.route)
             self._check_allowed(row=row, route=route, action=action, actor=actor)
+            _check_not_redrafting(row)
+            if action == Action.redraft:
+                check_redraftable(row, route)
             await check_daily_cap(session, route=route, actor=actor, now=now)
             shown = row.final_content or row.content  # what the reviewer had to read
             chosen = ab.resolve(  # a comparison's choice, for its candidate; else None
@@ -345,7 +427,7 @@ class ReviewService:
                 )
                 if edited == (row.final_content or row.content):  # it agrees with the version
                     action, edited = Action.approve, None  # under review: an approval of it
-            if action == Action.reject:
+            if action in (Action.reject, Action.redraft):
                 _check_reason(route, reason_code, reason_text, row.meta)
             votes = [*votes_of(history), Vote(action, actor.key)]
             if action == Action.approve and actor.key in approvers(votes_of(history)):
@@ -357,12 +439,21 @@ class ReviewService:
             new_state, _ = next_state(ItemState(row.state), action, quorum_reached=reached)
             if new_state == ItemState.pending:
                 decision = new_decision(
-                    row, action, actor, now, edited=edited, choice=chosen.choice if chosen else None
+                    row,
+                    action,
+                    actor,
+                    now,
+                    edited=edited,
+                    choice=chosen.choice if chosen else None,
+                    reason_code=reason_code if action == Action.redraft else None,
+                    reason_text=reason_text if action == Action.redraft else None,
                 )
                 fatigue.time_decision(decision, shown=shown, opened_at=opened_at, route=route)
                 values: dict[str, Any] = {"updated_at": now}
                 if edited is not None:
                     values["final_content"] = edited
+                if action == Action.redraft:  # held until the next revision is posted
+                    values["redraft_until"] = now + self._redraft_lease
                 if not await item_store.update_item_if_version(
                     session, item_id=row.id, version=row.version, values=values
                 ):
@@ -440,22 +531,9 @@ def _check_reason(
         raise InvalidInput("a rejection needs a reason code or a reason text", field="reason")
 
 
-def _refuse_nul(value: Any, *, path: str) -> None:
-    """NUL cannot be stored in PostgreSQL text or JSONB: refuse it, naming where it is."""
-    if isinstance(value, str) and "\x00" in value:
-        raise InvalidInput("must not contain NUL (\\u0000) characters", field=path or "body")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, path=path)
-            _refuse_nul(item, path=f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            _refuse_nul(item, path=f"{path}.{n}")
-
-
-def _canonical(data: ItemCreate) -> str:
-    """The request as canonical JSON: what an idempotent replay must match."""
-    body = data.model_dump(mode="json")
-    if body.get("prompt") is None:  # hashes as before the field existed: stored keys still match
-        body.pop("prompt", None)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+def _check_not_redrafting(row: Item) -> None:
+    if row.redraft_until is not None:
+        raise Conflict(
+            f"revision {row.revision} of item {row.id} was rejected and is being redrafted; "
+            "decide on the next revision once it is posted"
+        )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,8 +20,10 @@ PREFIX = "SIGNOFF_"
 
 
 class Settings(BaseSettings):
+    # extra="ignore": a shared .env may hold other programs' keys (docker compose's
+    # POSTGRES_PASSWORD); unknown SIGNOFF_ keys are refused by load_settings instead.
     model_config = SettingsConfigDict(
-        env_prefix=PREFIX, env_file=".env", extra="forbid", frozen=True
+        env_prefix=PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
     database_url: str = "sqlite+aiosqlite:///./signoff.db"
@@ -32,16 +35,26 @@ class Settings(BaseSettings):
     # SQLite durability: NORMAL survives a crash of the process (WAL), FULL also power loss.
     sqlite_synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL|OFF)$")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # POST /v1/items:batch
     max_wait_seconds: float = Field(default=60.0, gt=0)
     release_max_attempts: int = Field(default=8, ge=1, le=100)
     release_backoff_seconds: float = Field(default=2.0, gt=0)
     release_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     release_timeout_seconds: float = Field(default=10.0, gt=0)
+    # callbacks and webhook targets on loopback/private/link-local addresses (bot/netguard.py)
+    allow_private_callbacks: bool = False
+    # How long a release worker holds a claimed delivery before another may take it
+    # (a replica killed mid-delivery); unset: 4 timeouts + 30 s. Keep it above the timeout.
+    release_lease_seconds: float | None = Field(default=None, gt=0)
     # The escalation sweep: how often it runs in `serve` (off: use `signoff sweep --once`
     # from cron), and how long a claimed step is held before another sweep may take it.
     sweep_enabled: bool = True
     sweep_interval_seconds: float = Field(default=30.0, ge=1)
     sweep_lease_seconds: float = Field(default=120.0, ge=5)
+    # Several replicas: how often a follower tries to become the gateway leader, and how
+    # long a replica may take to stop on SIGTERM (finishing or handing back what it claimed).
+    leader_retry_seconds: float = Field(default=2.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
@@ -54,6 +67,10 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str | None = None
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)  # per HTTP attempt
+    openai_max_retries: int = Field(default=2, ge=0, le=10)  # 429, 5xx, timeouts
+    # how long one drafting run may take before another process takes the task over
+    task_lease_seconds: float = Field(default=600.0, ge=10)
     smtp_url: str | None = None
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
@@ -81,7 +98,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     """Settings from ``env`` (default: the process environment) plus explicit overrides."""
     env = os.environ if env is None else env
     known = {PREFIX + name.upper() for name in Settings.model_fields}
-    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
+    names = set(env)
+    if env is os.environ and Path(".env").is_file():
+        names |= {k.upper() for k in dotenv_values(".env")}
+    unknown = sorted(k for k in names if k.startswith(PREFIX) and k not in known)
     if unknown:
         raise ConfigError(f"unknown setting {', '.join(unknown)}")
     try:

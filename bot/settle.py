@@ -19,6 +19,7 @@ from bot.schemas import ItemPublic
 from bot.states import Action, ItemState, ReleaseState, next_release_state, next_state
 from bot.views import item_public
 from storage.models import Decision, Delivery, Item
+from storage.rows import new_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def new_decision(
     choice: str | None = None,
 ) -> Decision:
     """The decision record of ``action`` on ``row`` (not yet decisive)."""
-    return Decision(
+    return new_row(  # fast: see storage/rows.py
+        Decision,
         item_id=row.id,
         action=action.value,
         surface=actor.surface,

@@ -43,9 +43,10 @@ class Action(StrEnum):
     auto_approve = "auto_approve"
     auto_reject = "auto_reject"
     expire = "expire"
+    redraft = "redraft"  # a reviewer's "reject and redraft": the item stays pending
 
 
-HUMAN_ACTIONS = frozenset({Action.approve, Action.edit, Action.reject})
+HUMAN_ACTIONS = frozenset({Action.approve, Action.edit, Action.reject, Action.redraft})
 
 # (state, action, quorum reached) -> (new state, outcome). Anything absent is illegal.
 _ITEM_TRANSITIONS: dict[tuple[ItemState, Action, bool], tuple[ItemState, Outcome | None]] = {
@@ -54,6 +55,7 @@ _ITEM_TRANSITIONS: dict[tuple[ItemState, Action, bool], tuple[ItemState, Outcome
     (ItemState.pending, Action.edit, True): (ItemState.approved, Outcome.edited),
     (ItemState.pending, Action.edit, False): (ItemState.pending, None),
     (ItemState.pending, Action.reject, True): (ItemState.rejected, Outcome.rejected),
+    (ItemState.pending, Action.redraft, True): (ItemState.pending, None),
     (ItemState.pending, Action.auto_approve, True): (ItemState.approved, Outcome.auto_approved),
     (ItemState.pending, Action.auto_reject, True): (ItemState.rejected, Outcome.auto_rejected),
     (ItemState.pending, Action.expire, True): (ItemState.expired, Outcome.expired),

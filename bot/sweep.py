@@ -18,6 +18,7 @@ One sweep is :meth:`Sweeper.run_once`; the scheduler runs it on an interval and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from bot.ports import Surface
 from bot.reminders import ClaimedStep, Reminders, SweepReport
 from bot.routes import Route, RouteTable
 from bot.views import item_public
+from storage import claims as claim_store
 from storage import items as item_store
 from storage import steps as step_store
 from storage.db import SessionFactory
@@ -73,6 +75,12 @@ class Sweeper:
         self._batch = batch
         self._on_queued = on_queued
         self._drift = drift  # the drift alarm of routes with `drift` settings
+        # What a running sweep claimed and has not finished (handed back at shutdown).
+        self._held_steps: dict[int, datetime] = {}
+        self._held_posts: dict[str, datetime] = {}
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._reminders = Reminders(
             sessions=sessions,
             routes=routes,
@@ -84,20 +92,55 @@ class Sweeper:
 
     async def run_once(self, *, now: datetime | None = None) -> SweepReport:
         """One sweep at ``now`` (default: the clock's time)."""
-        now = now or self._clock.now()
+        self._running += 1
+        self._idle.clear()
+        try:
+            return await self._sweep(now or self._clock.now())
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Return when no sweep is running (at shutdown: the one under way ended)."""
+        await self._idle.wait()
+
+    async def hand_back(self) -> int:
+        """Release the steps and postings a cancelled sweep claimed and did not finish,
+        so the next sweep in any replica takes them now; how many were released."""
+        steps, self._held_steps = self._held_steps, {}
+        posts, self._held_posts = self._held_posts, {}
+        if not steps and not posts:
+            return 0
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            released = await claim_store.release_step_runs(session, claims=steps.items(), now=now)
+            released += await claim_store.release_postings(session, claims=posts.items(), now=now)
+        log.info("sweep: handed back %d claims", released)
+        return released
+
+    async def _sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
         while reposted := await self._repost(now):
             report.reposted += reposted
         while recovered := await self._recover(now):
             report.recovered += len(recovered)
-            await self._reminders.carry_out(recovered, now=now, report=report)
+            await self._carry_out(recovered, now, report)
         while (claimed := await self._claim_due(now, report)) is not None:
-            await self._reminders.carry_out(claimed, now=now, report=report)
+            await self._carry_out(claimed, now, report)
         if self._drift is not None:
             await self._drift.run(now=now)
         if report.fired or report.failed:
             log.info("sweep: %s", report)
         return report
+
+    async def _carry_out(
+        self, works: list[ClaimedStep], now: datetime, report: SweepReport
+    ) -> None:
+        await self._reminders.carry_out(works, now=now, report=report)
+        for work in works:  # finished, or left to its lease to retry later (a failure)
+            if work.run.id is not None:
+                self._held_steps.pop(work.run.id, None)
 
     # -- claiming ----------------------------------------------------------------------
 
@@ -113,12 +156,14 @@ class Sweeper:
             ]
         if not due:
             return 0
+        self._held_posts.update((row.id, now + self._lease) for row in mine)
         if mine:
             async with self._sessions() as session:
                 history = await item_store.decisions_for(session, item_ids=[r.id for r in mine])
             for row in mine:
                 item = item_public(row, [d for d in history if d.item_id == row.id], self._routes)
                 await self._fanout.post(item, missing_only=True)
+                self._held_posts.pop(row.id, None)
         return len(due)
 
     async def _recover(self, now: datetime) -> list[ClaimedStep]:
@@ -218,6 +263,9 @@ class Sweeper:
     async def _works(self, runs: list[StepRun], now: datetime) -> list[ClaimedStep]:
         if not runs:
             return []
+        self._held_steps.update(
+            (run.id, run.claimed_until) for run in runs if run.id and run.claimed_until
+        )
         ids = [run.item_id for run in runs]
         async with self._sessions() as session:
             rows = {row.id: row for row in await item_store.items_by_ids(session, item_ids=ids)}
@@ -235,6 +283,8 @@ class Sweeper:
             route = self._routes.get(run.route)
             if row is None or route is None or run.step >= len(route.escalation):
                 await self._reminders.finish(run, now=now, detail="dropped: the route changed")
+                if run.id is not None:
+                    self._held_steps.pop(run.id, None)
                 continue
             works.append(
                 ClaimedStep(

@@ -186,3 +186,23 @@ async def last_change(session: AsyncSession) -> datetime | None:
     query: Any = select(func.max(Item.updated_at))
     value: datetime | None = (await session.exec(query)).first()
     return value
+
+
+async def stale_redrafts(session: AsyncSession, *, now: datetime, limit: int = 50) -> list[str]:
+    """Pending items whose redraft lease ran out (the redrafting process died)."""
+    query = (
+        select(Item.id)
+        .where(Item.state == "pending", col(Item.redraft_until) <= now)
+        .order_by(col(Item.redraft_until))
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def release_redraft(session: AsyncSession, *, item_id: str, now: datetime) -> None:
+    """End this process's lease on a redraft (shutdown): another takes it at once."""
+    await session.exec(
+        update(Item)
+        .where(col(Item.id) == item_id, col(Item.redraft_until).is_not(None))
+        .values(redraft_until=now)
+    )

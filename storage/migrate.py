@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = int.from_bytes(b"signoffM", "big")  # an advisory lock key of its own
 
 
 def alembic_config() -> Config:
@@ -27,4 +28,8 @@ async def upgrade(engine: AsyncEngine, *, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time (the lock lasts until this
+            # transaction ends); the next one finds the schema current.
+            await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         await connection.run_sync(run)

@@ -55,6 +55,7 @@ class Item(ItemBase, table=True):
         Index("ix_items_step_due", "state", "step_due_at", "id"),
         Index("ix_items_post_due", "state", "post_due_at", "id"),
         Index("ix_items_reserved", "state", "route", "reserved_until"),
+        Index("ix_items_redraft", "state", "redraft_until"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -90,6 +91,21 @@ class Item(ItemBase, table=True):
     gold_expected: str | None = Field(default=None, max_length=16)  # gold: the known answer
     reserved_by: str | None = Field(default=None, max_length=200)  # queue: surface:user id
     reserved_until: datetime | None = _ts(nullable=True)
+    # LLM drafting (migration 0005):
+    task_id: str | None = Field(default=None, max_length=40)  # the task that drafted it
+    revision: int = 1  # 2 after a reviewer's "reject and redraft", and so on
+    # the drafts reviewers rejected and had redrafted, oldest first:
+    # [{"number", "content", "reason", "rejected_by", "at"}]
+    revisions: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONColumn, nullable=True)
+    )
+    redraft_until: datetime | None = _ts(nullable=True)  # lease of a redraft in progress
+    confidence_source: str | None = Field(default=None, max_length=16)  # integrator | judge
+    confidence_note: str | None = None  # the judge's rationale, or why there is no score
+    aid: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+    llm_input_tokens: int = 0
+    llm_output_tokens: int = 0
+    llm_cost: float = 0.0
 
 
 class Decision(SQLModel, table=True):
@@ -306,4 +322,68 @@ class ConfigChange(SQLModel, table=True):
     new_value: Any = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
     reason: str = ""
     actor: str = Field(max_length=200)
+    at: datetime = _ts()
+
+
+class Task(SQLModel, table=True):
+    """A request to draft an item with a model (``POST /v1/tasks``): ``drafting`` until
+    the item is submitted (``submitted``) or the model gave no usable draft (``failed``).
+    ``lease_until`` bounds a drafting attempt: past it, another process takes it over."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("integrator_id", "idempotency_key", name="uq_tasks_idempotency"),
+        Index("ix_tasks_state_lease", "state", "lease_until"),
+        Index("ix_tasks_callback_due", "callback_state", "callback_due_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    integrator_id: int = Field(foreign_key="api_keys.id")
+    route: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    title: str = Field(max_length=300)
+    instructions: str
+    context: Any = Field(default=None, sa_column=Column(JSONColumn, nullable=True))
+    callback_url: str | None = Field(default=None, max_length=2000)
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSONColumn, nullable=False)
+    )
+    requested_by: str | None = Field(default=None, max_length=200)
+    due_at: datetime | None = _ts(nullable=True)
+    state: str = Field(max_length=16)  # drafting | submitted | failed
+    item_id: str | None = Field(default=None, max_length=40)
+    error: str | None = None
+    attempts: int = 0  # drafting runs started (a crashed run is taken over)
+    lease_until: datetime | None = _ts(nullable=True)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    # the failure callback: none | queued | delivered | failed
+    callback_state: str = Field(default="none", max_length=16)
+    callback_attempts: int = 0
+    callback_due_at: datetime | None = _ts(nullable=True)
+    callback_error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class LlmCall(SQLModel, table=True):
+    """One model call (all its attempts): what it was for, its tokens and its cost. The
+    ledger behind per-item costs, the dashboard and each route's daily budget."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (Index("ix_llm_calls_route_at", "route", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    route: str = Field(max_length=100)
+    item_id: str | None = Field(default=None, max_length=40, index=True)
+    task_id: str | None = Field(default=None, max_length=40)
+    purpose: str = Field(max_length=16)  # draft | redraft | judge | aid
+    model: str = Field(max_length=200)
+    ok: bool = True
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
     at: datetime = _ts()

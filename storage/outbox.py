@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import case, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,8 +90,16 @@ async def mark_failed(session: AsyncSession, *, delivery_id: int, error: str) ->
 
 
 async def next_due_at(session: AsyncSession) -> datetime | None:
-    """When the earliest queued row becomes due (ignoring leases), or None."""
-    query = select(func.min(Delivery.next_attempt_at)).where(Delivery.state == QUEUED)
+    """When the earliest queued row may be claimed (its next attempt, or the end of its
+    lease while another worker holds it), or None."""
+    claimable = case(
+        (
+            col(Delivery.claimed_until) > col(Delivery.next_attempt_at),
+            col(Delivery.claimed_until),
+        ),
+        else_=col(Delivery.next_attempt_at),
+    )
+    query = select(func.min(claimable)).where(Delivery.state == QUEUED)
     value = (await session.exec(query)).first()
     return value
 

@@ -23,6 +23,9 @@ from bot.settings import load_settings
 from storage.migrate import upgrade
 from tests.fakes.surface import RecordingSurface
 
+# Fails the run when a secret reaches a log record or process output (issue 11).
+pytest_plugins = ["tests.secrets_scan"]
+
 PG_DSN = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = bool(os.environ.get("CI"))
 
@@ -43,6 +46,17 @@ async def _pg_admin(sql: str) -> None:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this run; its SQLAlchemy URL."""
+    yield from _fresh_database()
+
+
+@pytest.fixture(scope="module")
+def pg_module_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test module, empty; its SQLAlchemy URL (for
+    replicas under test: advisory locks and NOTIFY channels are per database)."""
+    yield from _fresh_database()
+
+
+def _fresh_database() -> Iterator[str]:
     name = f"signoff_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
@@ -101,8 +115,14 @@ ROUTES_YAML = {
             "reject_reasons": ["wrong facts", "wrong tone"],
             "target": {"type": "webhook", "url": "http://127.0.0.1:9/release"},
             "callback_hosts": ["127.0.0.1"],
+            "allow_private_callbacks": True,
         },
-        "pair": {"surfaces": [{"type": "web"}], "quorum": 2, "callback_hosts": ["127.0.0.1"]},
+        "pair": {
+            "surfaces": [{"type": "web"}],
+            "quorum": 2,
+            "callback_hosts": ["127.0.0.1"],
+            "allow_private_callbacks": True,
+        },
         "strict": {
             "surfaces": [{"type": "web"}],
             "reviewers": {"web": ["lead", "agent"]},

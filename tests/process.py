@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import secrets_scan
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -37,7 +39,8 @@ def signoff_env(**settings: str) -> dict[str, str]:
 def run(
     args: list[str], *, env: dict[str, str], stdin: str | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run ``signoff ARGS``; its stderr (logs, error messages) goes to the secrets scan."""
+    done = subprocess.run(
         [str(BIN / "signoff"), *args],
         env=env,
         input=stdin,
@@ -47,6 +50,8 @@ def run(
         timeout=60,
         check=False,
     )
+    secrets_scan.scan_text(done.stderr or "", where=f"signoff {' '.join(args[:2])} (stderr)")
+    return done
 
 
 class Server:
@@ -97,4 +102,10 @@ class Server:
             out, _ = self.proc.communicate()
         self.output += out or ""
         self.proc = None
+        # the demo prints its new API key and signing secret on purpose
+        secrets_scan.scan_text(
+            out or "",
+            where=" ".join(self.command[:2]),
+            allow_lines=("API key (integrator", "Signing secret:"),
+        )
         return self.output

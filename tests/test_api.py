@@ -279,7 +279,8 @@ async def test_wait_times_out_with_the_pending_item(
 
 
 async def test_health_readiness_and_schema(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    # No lifespan ran here, so this app took no lead (tests/test_leader.py covers leading).
+    assert (await client.get("/healthz")).json() == {"status": "ok", "leader": False}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     schema = (await client.get("/openapi.json")).json()
     assert {"/v1/items", "/v1/items/{item_id}", "/healthz", "/readyz"} <= set(schema["paths"])

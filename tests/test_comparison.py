@@ -62,6 +62,7 @@ def routes(receiver: Receiver) -> RouteTable:
                 "prefs": {
                     "target": {"type": "webhook", "url": f"{receiver.url}/release"},
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                 },
                 "pair": {"quorum": 2},
             }

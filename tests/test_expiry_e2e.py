@@ -56,6 +56,7 @@ async def test_expiry_updates_the_cards_on_slack_and_discord_and_calls_back_expi
                             {"type": "discord", "channel": str(fake.channel_id)},
                         ],
                         "callback_hosts": ["127.0.0.1"],
+                        "allow_private_callbacks": True,
                         "escalation": [{"after": "24h", "do": "expire", "on_expire": "reject"}],
                     }
                 }

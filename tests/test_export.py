@@ -474,6 +474,9 @@ async def test_pages_walk_an_index_in_order_without_sorting(
     statements: list[tuple[str, Any]] = []
 
     def spy(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        # the redraft pairs' pass (storage/revision_exports.py) is a walk of its own
+        if "items.revisions" in statement:
+            return
         if statement.lstrip().upper().startswith("SELECT") and "ORDER BY" in statement:
             statements.append((statement, params))
 

@@ -68,6 +68,7 @@ def routes(gold_file: Path, tmp_path: Path) -> RouteTable:
                     "thresholds": {"auto_approve_at": 0.99},
                     "target": target,
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                     "gold": {"file": str(gold_file), "rate": 0.25},
                 },
                 "always": {
@@ -75,6 +76,7 @@ def routes(gold_file: Path, tmp_path: Path) -> RouteTable:
                     "thresholds": {"auto_approve_at": 0.99},
                     "target": target,
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                     "gold": {"file": str(gold_file), "rate": 1.0},
                 },
                 "sure": {
@@ -82,8 +84,13 @@ def routes(gold_file: Path, tmp_path: Path) -> RouteTable:
                     "thresholds": {"auto_approve_at": 0.99},
                     "gold": {"file": str(sure), "rate": 1.0},
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                 },
-                "plain": {"surfaces": [{"type": "web"}], "callback_hosts": ["127.0.0.1"]},
+                "plain": {
+                    "surfaces": [{"type": "web"}],
+                    "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
+                },
             }
         }
     )

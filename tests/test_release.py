@@ -41,6 +41,7 @@ def routes(receiver: Receiver) -> RouteTable:
                 "ship": {
                     "target": {"type": "webhook", "url": f"{receiver.url}/release"},
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                 }
             }
         }

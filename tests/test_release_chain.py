@@ -59,10 +59,12 @@ def routes(first: Receiver, second: Receiver, late_port: int) -> RouteTable:
                         {"type": "webhook", "url": f"{second.url}/notify"},
                     ],
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                 },
                 "flaky": {
                     "target": {"type": "webhook", "url": f"http://127.0.0.1:{late_port}/in"},
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                     "reviewers": {"web": ["ann"]},
                 },
             }
@@ -141,7 +143,16 @@ def test_a_route_takes_one_target_or_a_chain_not_both() -> None:
     hook = {"type": "webhook", "url": "http://127.0.0.1/x"}
     with pytest.raises(ConfigError, match="give one target, or a chain in targets"):
         parse_routes(
-            {"routes": {"r": {"target": hook, "targets": [hook], "callback_hosts": ["127.0.0.1"]}}}
+            {
+                "routes": {
+                    "r": {
+                        "target": hook,
+                        "targets": [hook],
+                        "callback_hosts": ["127.0.0.1"],
+                        "allow_private_callbacks": True,
+                    }
+                }
+            }
         )
     with pytest.raises(ConfigError, match=r"targets\.1\.url: host 'evil\.example' is not in"):
         parse_routes(
@@ -150,6 +161,7 @@ def test_a_route_takes_one_target_or_a_chain_not_both() -> None:
                     "r": {
                         "targets": [hook, {"type": "webhook", "url": "http://evil.example/"}],
                         "callback_hosts": ["127.0.0.1"],
+                        "allow_private_callbacks": True,
                     }
                 }
             }
@@ -231,6 +243,7 @@ async def test_releases_list_and_retry_from_the_command_line(
                     "default": {
                         "target": {"type": "webhook", "url": f"http://127.0.0.1:{late_port}/in"},
                         "callback_hosts": ["127.0.0.1"],
+                        "allow_private_callbacks": True,
                     }
                 }
             }

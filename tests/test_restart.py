@@ -30,6 +30,7 @@ async def test_restart_keeps_everything_and_delivers_the_queued_release(tmp_path
                             "url": f"http://127.0.0.1:{hook_port}/release",
                         },
                         "callback_hosts": ["127.0.0.1"],
+                        "allow_private_callbacks": True,
                     }
                 }
             }

@@ -27,6 +27,8 @@ ALLOWED = {
     (ItemState.pending, Action.auto_approve, True): (ItemState.approved, Outcome.auto_approved),
     (ItemState.pending, Action.auto_reject, True): (ItemState.rejected, Outcome.auto_rejected),
     (ItemState.pending, Action.expire, True): (ItemState.expired, Outcome.expired),
+    # reject and redraft: the item stays pending while its next revision is drafted
+    (ItemState.pending, Action.redraft, True): (ItemState.pending, None),
 }
 
 

@@ -49,6 +49,7 @@ def chat_route(**extra: Any) -> dict[str, Any]:
         ],
         "reviewers": {"slack": ["U0ANN", "S0TEAM"], "discord": ["1001"]},
         "callback_hosts": ["127.0.0.1"],
+        "allow_private_callbacks": True,
         **extra,
     }
 

@@ -45,28 +45,30 @@ from bot.service import ReviewService
 log = logging.getLogger("signoff.discord")
 MAX_INPUT = 4000  # Discord's limit for a text input
 _MODAL = re.compile(  # the opening time is missing from forms opened by older versions
-    r"^signoff-(?P<verb>edit|reject):(?P<item_id>itm_[0-9A-Z]+)(?::(?P<opened>[0-9]+))?$"
+    r"^signoff-(?P<verb>edit|reject|redraft):(?P<item_id>itm_[0-9A-Z]+)(?::(?P<opened>[0-9]+))?$"
 )
 
 
 class ReviewButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"signoff:(?P<verb>approve|edit|reject|retry):(?P<item_id>itm_[0-9A-Z]+)",
+    template=r"signoff:(?P<verb>approve|edit|reject|redraft|retry):(?P<item_id>itm_[0-9A-Z]+)",
 ):
-    """Approve / Edit / Reject, and Retry for a failed release; the custom id
-    (≤ 100 characters) is all the state."""
+    """Approve / Edit / Reject (and Reject and redraft where the route allows it), and
+    Retry for a failed release; the custom id (≤ 100 characters) is all the state."""
 
     STYLES = {
         "approve": discord.ButtonStyle.success,
         "edit": discord.ButtonStyle.primary,
         "reject": discord.ButtonStyle.danger,
+        "redraft": discord.ButtonStyle.secondary,
         "retry": discord.ButtonStyle.danger,
     }
+    LABELS = {"redraft": "Reject and redraft"}  # the others: the verb, capitalized
 
     def __init__(self, verb: str, item_id: str, *, disabled: bool = False) -> None:
         super().__init__(
             discord.ui.Button(
-                label=verb.capitalize(),
+                label=self.LABELS.get(verb, verb.capitalize()),
                 style=self.STYLES[verb],
                 disabled=disabled,
                 custom_id=f"signoff:{verb}:{item_id}",
@@ -96,8 +98,9 @@ class ReviewButton(
 
 
 def card_view(card: ReviewCard) -> discord.ui.View:
-    """Approve / Edit / Reject, greyed out once settled; Retry after a failed release;
-    the one-click buttons while pending (a comparison has only those)."""
+    """Approve / Edit / Reject, greyed out once settled; Reject and redraft while the
+    route allows another revision; Retry after a failed release; the one-click buttons
+    while pending (a comparison has only those)."""
     if card.audit_id is not None:  # a blind audit card: Correct / Wrong
         return audit_view(card)
     view = discord.ui.View(timeout=None)
@@ -105,6 +108,8 @@ def card_view(card: ReviewCard) -> discord.ui.View:
     comparison = card.kind == "comparison"
     for verb in ("approve", "edit", "reject") if not comparison else ():
         view.add_item(ReviewButton(verb, card.item_id, disabled=not pending))
+    if "redraft" in card.actions:  # on the first row, beside Reject
+        view.add_item(ReviewButton("redraft", card.item_id))
     add_choices(view, choices=card.choices, item_id=card.item_id, first_row=0 if comparison else 1)
     if "retry" in card.actions:
         view.add_item(ReviewButton("retry", card.item_id))
@@ -470,15 +475,15 @@ class DiscordReviews:
             item = await self._reader.get(item_id=item_id)
             await self._service.precheck(item_id=item_id, action=verb, actor=actor)
         except SignoffError as exc:
-            if isinstance(exc, NotAllowed):
-                log.warning(
-                    "discord: %s (%s) may not %s %s: %s",
-                    actor.name,
-                    actor.user_id,
-                    verb,
-                    item_id,
-                    exc.message,
-                )
+            log.log(
+                logging.WARNING if isinstance(exc, NotAllowed) else logging.INFO,
+                "discord: %s (%s) may not %s %s: %s",
+                actor.name,
+                actor.user_id,
+                verb,
+                item_id,
+                exc.message,
+            )
             await interaction.response.send_message(
                 _words(exc), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
@@ -497,9 +502,9 @@ class DiscordReviews:
                 with_opened(self._edit_modal(item), at=self._clock.now())
             )
             return
-        if verb == "reject":
+        if verb in ("reject", "redraft"):  # a form asking for the reason
             await interaction.response.send_modal(
-                with_opened(self._reject_modal(item), at=self._clock.now())
+                with_opened(self._reject_modal(item, verb=verb), at=self._clock.now())
             )
             return
         await interaction.response.defer()  # acknowledged; the message is edited after
@@ -574,16 +579,25 @@ class DiscordReviews:
                     content=_edited(item, values),
                     opened_at=opened_at,
                 )
-            else:
+            else:  # reject, or reject and redraft (the reason is the model's feedback)
                 await self._service.decide(
                     item_id=item_id,
-                    action="reject",
+                    action=verb,
                     actor=actor,
                     reason_code=values.get("reason_code") or None,
                     reason_text=values.get("reason_text") or None,
                     opened_at=opened_at,
                 )
         except Exception as exc:
+            if isinstance(exc, NotAllowed):
+                log.warning(
+                    "discord: %s (%s) may not %s %s: %s",
+                    actor.name,
+                    actor.user_id,
+                    verb,
+                    item_id,
+                    exc.message,
+                )
             await self._follow_up(interaction, exc, verb)
 
     async def _follow_up(
@@ -591,6 +605,8 @@ class DiscordReviews:
     ) -> None:
         if not isinstance(exc, SignoffError):
             log.exception("discord: %s failed", verb)
+        elif not isinstance(exc, NotAllowed):  # NotAllowed is logged with the actor
+            log.info("discord: %s refused: %s", verb, exc.message)
         await interaction.followup.send(
             _words(exc), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
@@ -617,12 +633,12 @@ class DiscordReviews:
             )
         return modal
 
-    def _reject_modal(self, item: ItemPublic) -> discord.ui.Modal:
+    def _reject_modal(self, item: ItemPublic, *, verb: str = "reject") -> discord.ui.Modal:
+        """The reason form of Reject, or of Reject and redraft (``verb="redraft"``)."""
         route = self._routes.get(item.route)
         reasons = ", ".join(item_reject_reasons(route, item.metadata)) if route else ""
-        modal = discord.ui.Modal(
-            title="Reject draft", custom_id=f"signoff-reject:{item.id}", timeout=None
-        )
+        title, text_label = _REASON_FORMS[verb]
+        modal = discord.ui.Modal(title=title, custom_id=f"signoff-{verb}:{item.id}", timeout=None)
         if reasons:
             modal.add_item(
                 discord.ui.TextInput(
@@ -635,7 +651,7 @@ class DiscordReviews:
             )
         modal.add_item(
             discord.ui.TextInput(
-                label="Details",
+                label=text_label,
                 custom_id="reason_text",
                 style=discord.TextStyle.paragraph,
                 required=not reasons,
@@ -643,6 +659,13 @@ class DiscordReviews:
             )
         )
         return modal
+
+
+# Per verb: the form's title and its text's label (Discord allows 45 characters each).
+_REASON_FORMS = {
+    "reject": ("Reject draft", "Details"),
+    "redraft": ("Reject and redraft", "What should the next draft do differently?"),
+}
 
 
 def _too_long(item: ItemPublic) -> str | None:

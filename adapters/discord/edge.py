@@ -73,7 +73,23 @@ class DiscordEdge:
     async def start(self) -> None:
         """Log in over REST, then keep the gateway connection in the background."""
         await self.login()
-        self._task = asyncio.create_task(self._run())
+        self.start_gateway()
+
+    def start_gateway(self) -> None:
+        """Open the gateway session (after :meth:`login`): only the leader replica does."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def stop_gateway(self) -> None:
+        """Close the gateway session and keep REST logged in (this replica stops leading)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        ws = self.bot.ws
+        if ws is not None and ws.open:
+            await ws.close(code=1000)
 
     async def _run(self) -> None:
         try:

@@ -61,6 +61,8 @@ def card_message(card: ReviewCard, *, web_url: str) -> CardMessage:
     context = [("Route", card.route)]
     if card.confidence is not None:
         context.append(("Confidence", f"{card.confidence:.2f}"))
+    if card.revision > 1:  # redrafted: the earlier revisions are sections below
+        context.append(("Revision", f"{card.revision} of {card.max_revisions}"))
     if card.requested_by:
         context.append(("Requested by", card.requested_by))
     if card.due is not None:
@@ -129,6 +131,8 @@ def _colour(card: ReviewCard) -> int:
     if card.status is None or "approve" in card.actions or card.choices:
         return COLOURS[None]
     lowered = card.status.lower()
+    if lowered.startswith("revision"):  # "Revision 1 rejected …; drafting revision 2…"
+        return COLOURS[None]  # still open: the next revision is on its way
     return (
         COLOURS["rejected"]
         if lowered.startswith(("rejected", "auto-rejected", "expired"))

@@ -89,8 +89,8 @@ def _section(text: str) -> Block:
 
 def card_blocks(card: ReviewCard, *, web_url: str) -> list[Block]:
     """The card as blocks: header, context, fields, body or diff, status, a failed
-    release's note, buttons (approve/edit/reject while pending, retry after a failed
-    release)."""
+    release's note, buttons (approve/edit/reject, and redraft where the route allows,
+    while pending; retry after a failed release)."""
     head: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": _header(card.title)}},
         {
@@ -187,6 +187,8 @@ _BUTTONS: dict[str, tuple[str, str | None]] = {
     "approve": ("Approve", "primary"),
     "edit": ("Edit", None),
     "reject": ("Reject", "danger"),
+    # the reviewer's reason becomes the model's feedback for the next revision
+    "redraft": ("Reject and redraft", None),
     "retry": ("Retry", "danger"),
     # a blind audit card's (bot/audits.py): their value is the audit's id
     "audit-correct": (AUDIT_ACTIONS["audit-correct"], "primary"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -81,7 +82,13 @@ class SlackEdge:
 
         @app.post(EVENTS_PATH, include_in_schema=False)
         async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
+            try:
+                return await handler.handle(request)
+            except ValueError:  # bolt parses the body before it checks the signature
+                message = "not a Slack request: the body is not UTF-8, or its payload not JSON"
+                return JSONResponse(
+                    {"error": {"code": "invalid_body", "message": message}}, status_code=400
+                )
 
     async def start(self) -> None:
         if self.app_token and self.interactions is not None:
@@ -92,6 +99,10 @@ class SlackEdge:
 
     async def stop(self) -> None:
         await self.surface.drain()
+        await self.stop_socket()
+
+    async def stop_socket(self) -> None:
+        """Close the Socket Mode connection, if open (this replica stops leading)."""
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

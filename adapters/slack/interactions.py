@@ -69,11 +69,12 @@ class SlackInteractions:
         self._digest = Digest(inbox=inbox, routes=routes, clock=clock)
         self._clock = clock
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
-        self.app.action(re.compile(r"^signoff:(approve|edit|reject):"))(self._on_button)
+        self.app.action(re.compile(r"^signoff:(approve|edit|reject|redraft):"))(self._on_button)
         self.app.action(re.compile(r"^signoff:retry:"))(self._on_retry)
         self.app.action(re.compile(r"^signoff:(choose|label):"))(self._on_choice)
         self.app.view(views.EDIT)(self._on_edit)
         self.app.view(views.REJECT)(self._on_reject)
+        self.app.view(views.REDRAFT)(self._on_reject)  # the same form, another verb
         self.app.command("/signoff")(self._on_command)
         if audits is not None:  # the blind audit cards' buttons and fix modal
             SlackAudits(
@@ -120,13 +121,13 @@ class SlackInteractions:
                         at=self._clock.now(),
                     ),
                 )
-            else:
+            else:  # reject, or reject and redraft: a form asking for the reason
                 route = self._routes.get(item.route)
                 reasons = item_reject_reasons(route, item.metadata) if route else []
                 await self.client.views_open(
                     trigger_id=body["trigger_id"],
                     view=stamp_opened(
-                        views.reject_modal(item, channel=channel, reasons=reasons),
+                        views.reject_modal(item, channel=channel, reasons=reasons, verb=verb),
                         at=self._clock.now(),
                     ),
                 )
@@ -183,10 +184,12 @@ class SlackInteractions:
         await self._submit(ack, body, view, item_id, channel, "edit", content=views.read_edit(view))
 
     async def _on_reject(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The Reject form, or the Reject and redraft one (the reason is the feedback)."""
         item_id, channel = views.read_metadata(view)
         code, text = views.read_reject(view)
+        verb = views.reason_verb(view)
         await self._submit(
-            ack, body, view, item_id, channel, "reject", reason_code=code, reason_text=text
+            ack, body, view, item_id, channel, verb, reason_code=code, reason_text=text
         )
 
     async def _submit(
@@ -210,7 +213,7 @@ class SlackInteractions:
                 content=decision.get("content"),
                 reason_code=decision.get("reason_code"),
             )
-            if verb == "reject" and not (
+            if verb in ("reject", "redraft") and not (
                 decision.get("reason_code") or decision.get("reason_text")
             ):
                 raise InvalidInput("give a reason or some details", field="reason_text")
@@ -319,6 +322,8 @@ class SlackInteractions:
     ) -> None:
         if isinstance(exc, NotAllowed):
             log.warning("slack: %s may not %s %s: %s", user, verb, item_id, exc.message)
+        elif isinstance(exc, SignoffError):
+            log.info("slack: %s of %s by %s refused: %s", verb, item_id, user, exc.message)
         if isinstance(exc, Conflict) and exc.winner is not None:
             text = escape(already_decided(exc.winner))
         elif isinstance(exc, NotAllowed | Conflict | NotFound | InvalidInput):

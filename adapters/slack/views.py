@@ -1,4 +1,4 @@
-"""The Edit and Reject modals, and reading their submissions back."""
+"""The Edit and Reject (or Reject and redraft) modals, and reading their submissions back."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bot.schemas import ItemPublic
 MAX_INPUT = 3000  # Slack's limit for a plain_text_input value
 EDIT = "signoff:edit"
 REJECT = "signoff:reject"
+REDRAFT = "signoff:redraft"  # "Reject and redraft": the reject modal, asking for feedback
 _OPTIONAL = {"cc", "html", "description"}
 
 
@@ -116,8 +117,43 @@ def read_edit(view: dict[str, Any]) -> dict[str, Any]:
     return edited
 
 
-def reject_modal(item: ItemPublic, *, channel: str | None, reasons: list[str]) -> dict[str, Any]:
+# Per verb: callback id, title (Slack allows 24 characters), submit label, text label.
+_REASON_FORMS = {
+    "reject": (REJECT, "Reject draft", "Reject", "Details"),
+    "redraft": (
+        REDRAFT,
+        "Reject and redraft",
+        "Redraft",
+        "What should the next draft do differently?",
+    ),
+}
+
+
+def reason_verb(view: dict[str, Any]) -> str:
+    """``reject`` or ``redraft``: which reason modal ``view`` is."""
+    return "redraft" if view.get("callback_id") == REDRAFT else "reject"
+
+
+def reject_modal(
+    item: ItemPublic, *, channel: str | None, reasons: list[str], verb: str = "reject"
+) -> dict[str, Any]:
+    """The reason form of Reject, or of Reject and redraft (``verb="redraft"``): the
+    route's reject reasons and a text; one of the two is required."""
+    callback_id, title, submit, text_label = _REASON_FORMS[verb]
     blocks: list[dict[str, Any]] = []
+    if verb == "redraft":
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"The model drafts revision {item.revision + 1} from your "
+                        f"reason; revision {item.revision} stays on the card.",
+                    }
+                ],
+            }
+        )
     if reasons:
         blocks.append(
             {
@@ -137,16 +173,16 @@ def reject_modal(item: ItemPublic, *, channel: str | None, reasons: list[str]) -
             "type": "input",
             "block_id": "reason_text",
             "optional": bool(reasons),
-            "label": _plain("Details"),
+            "label": _plain(text_label),
             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True},
         }
     )
     return {
         "type": "modal",
-        "callback_id": REJECT,
+        "callback_id": callback_id,
         "private_metadata": _metadata(item.id, channel),
-        "title": _plain("Reject draft"),
-        "submit": _plain("Reject"),
+        "title": _plain(title),
+        "submit": _plain(submit),
         "close": _plain("Cancel"),
         "blocks": blocks,
     }

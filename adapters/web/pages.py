@@ -34,6 +34,7 @@ from adapters.web.headers import SecurityHeaders
 from adapters.web.live import Broadcaster
 from adapters.web.reliability import calibration_panels
 from adapters.web.render import diff_lines, edit_diff, edit_fields, environment, history, parse_edit
+from adapters.web.spending import model_spending
 from bot.api import error_response
 from bot.audits import AuditDesk
 from bot.choices import click
@@ -41,7 +42,7 @@ from bot.clock import Clock
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound, SignoffError
 from bot.kinds import KINDS
 from bot.ports import Actor
-from bot.present import already_decided, build_card
+from bot.present import already_decided, build_card, model_notes
 from bot.queue import ReviewQueue
 from bot.reader import InboxReader, ItemReader
 from bot.retry import ReleaseRetry
@@ -129,6 +130,7 @@ class WebConsole:
         steps = await self.inbox.steps(item_id=item.id)
         edited = item.outcome == "edited" or any(d.action == "edit" for d in item.decisions)
         card = build_card(item, route) if route else None
+        notes, earlier = model_notes(item)
         return {
             "user": user,
             "item": item,
@@ -145,6 +147,12 @@ class WebConsole:
             # a comparison's prompt, A and B in display order; one-click buttons
             "sections": card.sections if card else (),
             "choices": card.choices if card else (),
+            # none while a redraft runs; "redraft" where the route allows another revision
+            "actions": card.actions if card else ("approve", "edit", "reject"),
+            "status_line": card.status if card else None,  # "…; drafting revision 2…"
+            "max_revisions": card.max_revisions if card else item.revision,
+            "notes": notes,  # what a model wrote for the reviewer, labelled as such
+            "earlier": earlier,  # the rejected revisions, with who rejected them and why
         }
 
     def router(self) -> APIRouter:
@@ -226,8 +234,8 @@ class WebConsole:
             user, form = await page.posted(request)
             item = await page.visible_item(user, item_id)
             action = form.get("action", "")
-            if action not in ("approve", "edit", "reject"):
-                raise InvalidInput("must be approve, edit or reject", field="action")
+            if action not in ("approve", "edit", "reject", "redraft"):
+                raise InvalidInput("must be approve, edit, reject or redraft", field="action")
             try:
                 await page.service.decide(
                     item_id=item.id,
@@ -367,6 +375,12 @@ class WebConsole:
             )
             context["calibration"] = await calibration_panels(  # reliability plots
                 page.sessions, routes=page.routes, names=page.visible_routes(user), clock=page.clock
+            )
+            context["spending"] = await model_spending(  # model calls and budgets per route
+                page.sessions,
+                routes=page.routes,
+                names=page.visible_routes(user),
+                now=page.clock.now(),
             )
             return page.render("dashboard.html", nav="dashboard", user=user, **context)
 

@@ -118,6 +118,7 @@ _DONE = {
     "auto_approve": "auto-approved",
     "auto_reject": "auto-rejected",
     "expire": "expired",
+    "redraft": "rejected and asked for a redraft",
 }
 
 

@@ -40,6 +40,7 @@ ROUTES = {
             "reject_reasons": ["wrong tone", "not needed"],
             "thresholds": {"auto_approve_at": 0.99, "auto_reject_below": 0.2},
             "callback_hosts": ["127.0.0.1"],
+            "allow_private_callbacks": True,
         },
     }
 }

@@ -74,6 +74,7 @@ async def world(simcord_env: Any, tmp_path: Path) -> AsyncIterator[DiscordWorld]
                     "reject_reasons": ["breaks tests"],
                     "target": {"type": "webhook", "url": f"{receiver.url}/release"},
                     "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
                 }
             }
         }

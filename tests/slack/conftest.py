@@ -41,6 +41,7 @@ def routes_doc(receiver_url: str) -> dict[str, Any]:
                 "reject_reasons": ["wrong facts", "wrong tone"],
                 "target": hook,
                 "callback_hosts": ["127.0.0.1"],
+                "allow_private_callbacks": True,
             },
         }
     }

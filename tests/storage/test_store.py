@@ -170,8 +170,8 @@ async def test_outbox_claims_due_rows_once_under_a_lease(sessions: SessionFactor
             s, now=NOW + timedelta(seconds=61), lease=lease, limit=10
         )
     assert [c.idempotency_key for c in again] == ["a"] and again[0].attempts == 2
-    async with sessions() as s:
-        assert await outbox_store.next_due_at(s) == NOW
+    async with sessions() as s:  # a's lease (to NOW+121s) ends before b is due (NOW+5min)
+        assert await outbox_store.next_due_at(s) == NOW + timedelta(seconds=121)
 
 
 async def test_listing_is_newest_first_with_a_cursor(sessions: SessionFactory) -> None:

@@ -77,11 +77,13 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
                 "reject_reasons": ["wrong facts", "wrong tone"],
                 "target": hook,
                 "callback_hosts": ["127.0.0.1"],
+                "allow_private_callbacks": True,
             },
             "code": {
                 "reject_reasons": ["breaks tests"],
                 "target": hook,
                 "callback_hosts": ["127.0.0.1"],
+                "allow_private_callbacks": True,
             },
             "secret": {},
         }

@@ -40,8 +40,16 @@ def routes(receiver: Receiver) -> RouteTable:
     return parse_routes(
         {
             "routes": {
-                "ship": {"target": hook, "callback_hosts": ["127.0.0.1"]},
-                "other": {"target": hook, "callback_hosts": ["127.0.0.1"]},
+                "ship": {
+                    "target": hook,
+                    "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
+                },
+                "other": {
+                    "target": hook,
+                    "callback_hosts": ["127.0.0.1"],
+                    "allow_private_callbacks": True,
+                },
             }
         }
     )

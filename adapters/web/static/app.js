@@ -82,8 +82,8 @@
       if (key === "j") { select(current + 1); }
       else if (key === "k") { select(current - 1); }
       else if ((key === "o" || key === "Enter") && current >= 0) { window.location = rows()[current].dataset.href; }
-      else if (["a", "e", "r"].includes(key) && current >= 0) {
-        const panel = { a: "approve", e: "edit", r: "reject" }[key];
+      else if (["a", "e", "r", "d"].includes(key) && current >= 0) {
+        const panel = { a: "approve", e: "edit", r: "reject", d: "redraft" }[key];
         window.location = rows()[current].dataset.href + "#" + panel;
       } else { return; }
       event.preventDefault();
@@ -91,6 +91,7 @@
       if (key === "a") { const b = document.getElementById("approve"); if (b) { b.click(); } }
       else if (key === "e") { openPanel("edit"); }
       else if (key === "r") { openPanel("reject"); }
+      else if (key === "d") { openPanel("redraft"); }  // reject and redraft, where offered
       else { return; }
       event.preventDefault();
     }
@@ -101,7 +102,7 @@
     document.addEventListener("keydown", onKey);
     if (page === "item") {
       const hash = window.location.hash.slice(1);
-      if (hash === "edit" || hash === "reject") { openPanel(hash); }
+      if (hash === "edit" || hash === "reject" || hash === "redraft") { openPanel(hash); }
       if (hash === "approve") { const b = document.getElementById("approve"); if (b) { b.focus(); } }
     }
   });
