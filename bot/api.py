@@ -66,6 +66,14 @@ def error_response(exc: SignoffError) -> JSONResponse:
     return response
 
 
+def idempotency_key_of(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, checked (422 naming the header otherwise)."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput("must be 1 to 255 printable ASCII characters", field="Idempotency-Key")
+    return key
+
+
 async def bearer_integrator(request: Request, keys: KeyRing) -> Integrator:
     """The integrator whose API key the request carries (401 otherwise)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -216,11 +224,7 @@ def build_router(
         """Submit a draft for review. With ``Idempotency-Key``, a replay of the same body
         answers 200 with the same item; the same key with another body answers 409."""
         caller = await integrator(request)  # called, not injected: the ingest hot path
-        idempotency_key = request.headers.get("idempotency-key")
-        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-            raise InvalidInput(
-                "must be 1 to 255 printable ASCII characters", field="Idempotency-Key"
-            )
+        idempotency_key = idempotency_key_of(request)
         data = parse_json_body(ItemCreate, await request.body(), request.headers)
         result = await service.submit(integrator=caller, data=data, idempotency_key=idempotency_key)
         # Serialised once here; the response_model above only documents the shape.

@@ -50,29 +50,42 @@ def check_draft(data: ItemCreate, *, routes: RouteTable, keyed: bool, where: str
     """
     if "\\u0000" in data.model_dump_json():  # rare: find and name the field
         refuse_nul(data.model_dump(mode="json"), path=where.rstrip("."))
-    route = routes.get(data.route)
-    if route is None:
-        raise InvalidInput(
-            f"unknown route {data.route!r}; known routes: {', '.join(routes.names())}",
-            field=f"{where}route",
-        )
+    route = route_named(routes, data.route, field=f"{where}route")
     try:
         kind = get_kind(data.kind)
     except InvalidInput as exc:
         raise InvalidInput(exc.message.removeprefix("kind: "), field=f"{where}kind") from None
     content = validate_content(kind, data.content, field=f"{where}content")
-    if data.callback_url is not None and not route.host_allowed(data.callback_url):
-        raise InvalidInput(
-            f"host of {data.callback_url!r} is not in the callback_hosts of route "
-            f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
-            field=f"{where}callback_url",
-        )
-    if data.callback_url is not None and not route.allow_private_callbacks:
-        problem = check_literal_url(data.callback_url)  # host names: checked at send time
-        if problem is not None:
-            raise InvalidInput(problem, field=f"{where}callback_url")
+    if data.callback_url is not None:
+        check_callback(route, data.callback_url, field=f"{where}callback_url")
     digest = hashlib.sha256(canonical(data).encode()).hexdigest() if keyed else None
     return Draft(data=data, route=route, kind=kind, content=content, request_hash=digest)
+
+
+def route_named(routes: RouteTable, name: str, *, field: str = "route") -> Route:
+    """The route called ``name``; InvalidInput naming the known ones otherwise."""
+    route = routes.get(name)
+    if route is None:
+        raise InvalidInput(
+            f"unknown route {name!r}; known routes: {', '.join(routes.names())}", field=field
+        )
+    return route
+
+
+def check_callback(route: Route, url: str, *, field: str = "callback_url") -> None:
+    """InvalidInput unless ``url`` may receive the route's callbacks: its host in the
+    route's ``callback_hosts``, and no literal private address unless the route allows
+    them (host names are checked again after resolving, when sending)."""
+    if not route.host_allowed(url):
+        raise InvalidInput(
+            f"host of {url!r} is not in the callback_hosts of route "
+            f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
+            field=field,
+        )
+    if not route.allow_private_callbacks:
+        problem = check_literal_url(url)
+        if problem is not None:
+            raise InvalidInput(problem, field=field)
 
 
 def refuse_nul(value: Any, *, path: str) -> None:

@@ -12,7 +12,6 @@ lease to run out; :meth:`Redrafter.run_due` (the task loop) takes it over.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from bot.clock import Clock
 from bot.drafting import Drafter, DraftFailed, Revision, Usage
 from bot.errors import BudgetExceeded
 from bot.fanout import SurfaceFanout
+from bot.leased_runs import LeasedRuns
 from bot.notify import Notifier
 from bot.ports import Actor
 from bot.routes import RouteTable
@@ -76,19 +76,15 @@ class Redrafter:
         self._max_attempts = max_attempts
         self._on_queued = on_queued or (lambda: None)
         self._assistant = assistant  # judges and summarizes each new revision afresh
-        self._running: set[asyncio.Task[None]] = set()
-        self._held: set[str] = set()  # items this process is redrafting now
+        self._runs = LeasedRuns(run=self.run, log=log, what="item %s: redraft")
 
     def start(self, item_id: str) -> None:
         """Redraft ``item_id`` in the background (the click was acknowledged already)."""
-        task = asyncio.get_running_loop().create_task(self._guarded(item_id))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._runs.start(item_id)
 
     async def drain(self) -> None:
         """Wait for the redrafts started here (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+        await self._runs.drain()
 
     async def run_due(self) -> int:
         """Take over redrafts whose lease ran out (their process died); how many ran."""
@@ -108,26 +104,14 @@ class Redrafter:
                     values={"redraft_until": now + self._lease},
                 ):
                     continue
-            await self._guarded(item_id)
+            await self._runs.guarded(item_id)
             ran += 1
         return ran
-
-    async def _guarded(self, item_id: str) -> None:
-        self._held.add(item_id)
-        try:
-            await self.run(item_id)
-        except Exception:  # the lease lets the next loop retry it
-            log.exception("item %s: redraft crashed", item_id)
-        finally:
-            self._held.discard(item_id)
 
     async def hand_back(self) -> int:
         """At shutdown: stop the redrafts running here and end their leases, so another
         replica takes them over at once; how many were handed back."""
-        held = set(self._held)
-        for job in list(self._running):
-            job.cancel()
-        await asyncio.gather(*list(self._running), return_exceptions=True)
+        held = await self._runs.stop()
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
             for item_id in held:

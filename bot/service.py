@@ -27,7 +27,7 @@ from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.fanout import SurfaceFanout
 from bot.gold import GoldItems
 from bot.ids import new_item_id
-from bot.intake import Draft, NewItem, check_draft
+from bot.intake import Draft, NewItem, check_draft, route_named
 from bot.kinds import get_kind, validate_edit
 from bot.notify import Notifier
 from bot.overrides import ThresholdOverrides
@@ -258,10 +258,6 @@ class ReviewService:
     async def _assess(self, row: Item, route: Route) -> list[SQLModel]:
         """Judge and summarize ``row`` if its route asks (bot/assist.py); the ledger rows."""
         assert self._assistant is not None
-        if not self._assistant.wanted(
-            route, kind=row.kind, content=row.content, confidence=row.confidence
-        ):
-            return []
         found = await self._assistant.assess(
             route=route,
             item_id=row.id,
@@ -495,13 +491,7 @@ class ReviewService:
     # -- helpers -----------------------------------------------------------------------
 
     def _route(self, name: str) -> Route:
-        route = self._routes.get(name)
-        if route is None:
-            raise InvalidInput(
-                f"unknown route {name!r}; known routes: {', '.join(self._routes.names())}",
-                field="route",
-            )
-        return route
+        return route_named(self._routes, name)
 
     @staticmethod
     def _check_allowed(*, row: Item, route: Route, action: Action, actor: Actor) -> None:

@@ -34,7 +34,9 @@ from bot.errors import (
     Unavailable,
 )
 from bot.ids import new_item_id
+from bot.intake import check_callback, route_named
 from bot.kinds import get_kind
+from bot.leased_runs import LeasedRuns
 from bot.notify import Notifier
 from bot.ports import DeliveryTarget
 from bot.redraft import Redrafter
@@ -107,8 +109,7 @@ class TaskDesk:
         )
         self._lease = lease
         self._redrafter = redrafter  # its abandoned redrafts are taken over here too
-        self._running: set[asyncio.Task[None]] = set()
-        self._held: set[str] = set()  # tasks this process is drafting now
+        self._runs = LeasedRuns(run=self.run, log=log, what="task %s: drafting")
 
     # -- the API -----------------------------------------------------------------------
 
@@ -120,17 +121,13 @@ class TaskDesk:
         raises Conflict. Raises InvalidInput (unknown route or kind, a kind that cannot be
         drafted, a callback host the route does not allow), Unavailable (no model
         configured) and BudgetExceeded (the route's daily budget is spent)."""
-        route = self._route(data.route)
+        route = route_named(self._routes, data.route)
         get_kind(data.kind)
         if data.kind == "comparison":
             raise InvalidInput("a comparison cannot be drafted; submit it as an item", field="kind")
         schema_for(data.kind)
-        if data.callback_url is not None and not route.host_allowed(data.callback_url):
-            raise InvalidInput(
-                f"host of {data.callback_url!r} is not in the callback_hosts of route "
-                f"{route.name!r} (allowed: {', '.join(route.callback_hosts) or 'none'})",
-                field="callback_url",
-            )
+        if data.callback_url is not None:
+            check_callback(route, data.callback_url)
         if self._drafter is None:
             raise Unavailable(
                 "drafting is not configured on this server: set SIGNOFF_OPENAI_MODEL and "
@@ -200,31 +197,16 @@ class TaskDesk:
     # -- drafting ----------------------------------------------------------------------
 
     def _start(self, task_id: str) -> None:
-        job = asyncio.get_running_loop().create_task(self._guarded(task_id))
-        self._running.add(job)
-        job.add_done_callback(self._running.discard)
+        self._runs.start(task_id)
 
     async def drain(self) -> None:
         """Wait for the drafts started in this process (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
-
-    async def _guarded(self, task_id: str) -> None:
-        self._held.add(task_id)
-        try:
-            await self.run(task_id)
-        except Exception:  # the lease lets the task loop retry it
-            log.exception("task %s: drafting crashed", task_id)
-        finally:
-            self._held.discard(task_id)
+        await self._runs.drain()
 
     async def hand_back(self) -> int:
         """At shutdown: stop the drafts running here and end their leases, so another
         replica takes them over at once; how many were handed back."""
-        held = set(self._held)
-        for job in list(self._running):
-            job.cancel()
-        await asyncio.gather(*list(self._running), return_exceptions=True)
+        held = await self._runs.stop()
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
             for task_id in held:
@@ -317,7 +299,7 @@ class TaskDesk:
                 )
             if won:
                 log.info("task %s: taking over an abandoned draft", task_id)
-                await self._guarded(task_id)
+                await self._runs.guarded(task_id)
                 handled += 1
         if self._redrafter is not None:
             handled += await self._redrafter.run_due()
@@ -390,15 +372,6 @@ class TaskDesk:
             await self._failures.send_due()
 
     # -- helpers -----------------------------------------------------------------------
-
-    def _route(self, name: str) -> Route:
-        route = self._routes.get(name)
-        if route is None:
-            raise InvalidInput(
-                f"unknown route {name!r}; known routes: {', '.join(self._routes.names())}",
-                field="route",
-            )
-        return route
 
     async def _replay(
         self, integrator: Integrator, key: str, request_hash: str | None

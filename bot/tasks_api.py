@@ -12,9 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from bot.api import bearer_integrator, parse_json_body
+from bot.api import bearer_integrator, idempotency_key_of, parse_json_body
 from bot.auth import KeyRing
-from bot.errors import InvalidInput
 from bot.schemas import ErrorBody
 from bot.task_schemas import TaskCreate, TaskPublic
 from bot.tasks import TaskDesk
@@ -46,9 +45,7 @@ def tasks_router(*, desk: TaskDesk, keys: KeyRing, max_wait_seconds: float) -> A
         answers 200 with the same task. 429 when the route's daily model budget is
         spent (``Retry-After`` says when it renews); 503 when no model is configured."""
         caller = await bearer_integrator(request, keys)
-        key = request.headers.get("idempotency-key")
-        if key is not None and not 1 <= len(key) <= 255:
-            raise InvalidInput("must be 1 to 255 characters", field="Idempotency-Key")
+        key = idempotency_key_of(request)
         data = parse_json_body(TaskCreate, await request.body(), request.headers)
         task, created = await desk.create(integrator=caller, data=data, idempotency_key=key)
         return Response(
