@@ -186,8 +186,8 @@ async def test_reject_and_redraft_posts_revision_2_on_the_same_message(
     )
     approved = await eventually(lambda: _approved(world, item_id))
     assert approved.revision == 2 and approved.content["body"] == SECOND["body"]
-    await settled_updates(world)
-    card = world.slack.message(CHANNEL, ts)
+    # the card is refreshed after the decision is stored: wait for the update, not the row
+    card = await eventually(lambda: _card_saying(world, ts, "Approved by u0lead"))
     assert card is not None and "Approved by u0lead" in json.dumps(card["blocks"])
     await world.system.worker.run_once()
     [release] = world.receiver.accepted()
@@ -239,3 +239,8 @@ async def _revision(world: SlackWorld, item_id: str, number: int) -> bool:
 async def _approved(world: SlackWorld, item_id: str) -> Any:
     item = await world.system.reader.get(item_id=item_id)
     return item if item.state == "approved" else None
+
+
+def _card_saying(world: SlackWorld, ts: str, text: str) -> Any:
+    card = world.slack.message(CHANNEL, ts)
+    return card if card is not None and text in json.dumps(card["blocks"]) else None
