@@ -192,7 +192,8 @@ def build_router(
     max_wait_seconds: float,
     leading: Callable[[], bool] = lambda: True,
 ) -> APIRouter:
-    """The integrator API; ``leading`` tells ``/healthz`` whether this replica leads."""
+    """The integrator API; ``sessions`` only read (exports, readiness); ``leading`` tells
+    ``/healthz`` whether this replica leads."""
     router = APIRouter()
 
     async def integrator(request: Request) -> Integrator:

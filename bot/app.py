@@ -67,7 +67,7 @@ from bot.sweep import Sweeper
 from bot.tasks import TaskDesk
 from bot.tasks_api import tasks_router
 from storage.batch import GroupWriter
-from storage.db import SessionFactory, make_engine, session_factory
+from storage.db import SessionFactory, make_engine, read_session_factory, session_factory
 from storage.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ class System:
     clock: Clock
     engine: AsyncEngine
     sessions: SessionFactory
+    reads: SessionFactory  # sessions that only read: on SQLite, without the write lock
     routes: RouteTable
     keys: KeyRing
     service: ReviewService
@@ -149,6 +150,7 @@ def build(
         routes = routes.allowing_private_callbacks()
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     sessions = session_factory(engine)
+    reads = read_session_factory(engine)  # SQLite: reads that never wait for the write lock
     http = httpx.AsyncClient(timeout=settings.release_timeout_seconds, follow_redirects=False)
     broadcaster = Broadcaster()
     slack = _slack(settings)
@@ -179,7 +181,9 @@ def build(
         on_release=lambda item_id: refresh_cards(item_id),
     )
     feed = _change_feed(settings, notifier=notifier, worker=worker, engine=engine)
-    fanout = SurfaceFanout(sessions=sessions, routes=routes, surfaces=surfaces, clock=clock)
+    fanout = SurfaceFanout(
+        sessions=sessions, reads=reads, routes=routes, surfaces=surfaces, clock=clock
+    )
     drafter = drafter or _drafter(settings, routes)
     _check_llm_routes(routes, drafter)
     spending = Spending(sessions=sessions, clock=clock)
@@ -247,6 +251,7 @@ def build(
     )
     service = ReviewService(
         sessions=sessions,
+        reads=reads,
         routes=routes,
         fanout=fanout,
         clock=clock,
@@ -274,7 +279,7 @@ def build(
         lease=timedelta(seconds=settings.task_lease_seconds),
         redrafter=redrafter,
     )
-    reader = ItemReader(sessions=sessions, routes=routes, notifier=notifier)
+    reader = ItemReader(sessions=reads, routes=routes, notifier=notifier)
     queue = ReviewQueue(sessions=sessions, routes=routes, clock=clock, thresholds=overrides)
 
     async def refresh_cards(item_id: str) -> None:  # after a release ends: on every card
@@ -287,7 +292,7 @@ def build(
             routes=routes,
             web_url=settings.base_url,
             digest=Digest(
-                inbox=InboxReader(sessions=sessions, routes=routes), routes=routes, clock=clock
+                inbox=InboxReader(sessions=reads, routes=routes), routes=routes, clock=clock
             ),
             retry=retry,
             queue=queue,
@@ -301,7 +306,7 @@ def build(
             reader=reader,
             routes=routes,
             web_url=settings.base_url,
-            inbox=InboxReader(sessions=sessions, routes=routes),
+            inbox=InboxReader(sessions=reads, routes=routes),
             clock=clock,
             retry=retry,
             queue=queue,
@@ -311,7 +316,7 @@ def build(
         auth=WebAuth(sessions=sessions, clock=clock, public_url=settings.base_url),
         service=service,
         reader=reader,
-        inbox=InboxReader(sessions=sessions, routes=routes),
+        inbox=InboxReader(sessions=reads, routes=routes),
         routes=routes,
         broadcaster=broadcaster,
         sessions=sessions,
@@ -328,6 +333,7 @@ def build(
         clock=clock,
         engine=engine,
         sessions=sessions,
+        reads=reads,
         routes=routes,
         keys=KeyRing(sessions=sessions, clock=clock),
         service=service,
@@ -336,7 +342,7 @@ def build(
         notifier=notifier,
         http=http,
         broadcaster=broadcaster,
-        watcher=ChangeWatcher(sessions=sessions, broadcaster=broadcaster),
+        watcher=ChangeWatcher(sessions=reads, broadcaster=broadcaster),
         web=web,
         retry=retry,
         sweeper=sweeper,
@@ -572,6 +578,8 @@ def create_app(
         shutdown.on_begin(system.broadcaster.close)
         if system.feed is not None:
             system.feed.start()
+        if system.slack is not None:
+            await system.slack.open()
         if system.discord is not None:
             await system.discord.login()  # REST in every replica; the gateway in the leader
         await system.leader.step()  # a lone replica leads before it serves
@@ -638,7 +646,7 @@ def create_app(
             service=system.service,
             reader=system.reader,
             keys=system.keys,
-            sessions=system.sessions,
+            sessions=system.reads,
             max_wait_seconds=system.settings.max_wait_seconds,
             leading=lambda: system.leader.leading,
         )

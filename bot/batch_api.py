@@ -27,7 +27,7 @@ BATCH_PATH = "/v1/items:batch"
 
 def mount_batch_api(app: FastAPI, system: System) -> BatchIntake:
     """Add ``POST /v1/items:batch`` to ``app``; the intake is also ``app.state.batch``."""
-    intake = BatchIntake(service=system.service, sessions=system.sessions, routes=system.routes)
+    intake = BatchIntake(service=system.service, sessions=system.reads, routes=system.routes)
     app.state.batch = intake
     app.include_router(batch_router(intake=intake, keys=system.keys))
     return intake

@@ -340,7 +340,7 @@ def export_command(
     async def work(system: System) -> ExportStats:
         if output is None:
             return await write_export(
-                system.sessions,
+                system.reads,
                 fmt=export_format,
                 flt=flt,
                 out=sys.stdout.buffer,
@@ -350,7 +350,7 @@ def export_command(
         try:
             with partial.open("wb") as out:
                 stats = await write_export(
-                    system.sessions, fmt=export_format, flt=flt, out=out, on_progress=progress
+                    system.reads, fmt=export_format, flt=flt, out=out, on_progress=progress
                 )
             partial.replace(output)
         except OSError as exc:

@@ -32,8 +32,10 @@ class SurfaceFanout:
         routes: RouteTable,
         surfaces: Mapping[str, Surface],
         clock: Clock,
+        reads: SessionFactory | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions  # where cards are, without the write lock
         self._routes = routes
         self._surfaces = surfaces
         self._clock = clock
@@ -127,7 +129,7 @@ class SurfaceFanout:
         route = self._routes.get(item.route)
         if route is None:
             return
-        async with self._sessions() as session:
+        async with self._reads() as session:
             posts = await item_store.posts_for(session, item_id=item.id)
         card = build_card(item, route)
         for post in posts:

@@ -87,6 +87,7 @@ class ReviewService:
         sessions: SessionFactory,
         routes: RouteTable,
         fanout: SurfaceFanout,
+        reads: SessionFactory | None = None,
         clock: Clock,
         notifier: Notifier,
         writer: GroupWriter,
@@ -101,6 +102,7 @@ class ReviewService:
         on_redraft: Callable[[str], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions  # prechecks and replays, without the write lock
         self._routes = routes
         self._fanout = fanout
         self._clock = clock
@@ -251,7 +253,8 @@ class ReviewService:
             if self._gold is not None and gold_expected is None:
                 await self._gold.inject(after=item, submit=self.submit)
         else:
-            self._after_settle(item)
+            self._notifier.changed(item.id)
+            self._on_queued()
             if self._audits is not None:  # no database work unless the route audits
                 await self._audits.maybe_sample(item)
 
@@ -277,7 +280,7 @@ class ReviewService:
     async def _replay(
         self, integrator: Integrator, key: str, request_hash: str | None
     ) -> ItemPublic | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await item_store.item_by_idempotency_key(
                 session, integrator_id=integrator.id, key=key
             )
@@ -325,7 +328,7 @@ class ReviewService:
             raise InvalidInput(f"{action.value} is not a reviewer action", field="action")
         for _ in range(_MAX_RACE_RETRIES):
             try:
-                item, settled = await self._try_decide(
+                item, queued = await self._try_decide(
                     item_id=item_id,
                     action=action,
                     actor=actor,
@@ -337,10 +340,9 @@ class ReviewService:
                 )
             except _Stale:
                 continue
-            if settled:
-                self._after_settle(item)
-            else:
-                self._notifier.changed(item.id)
+            self._notifier.changed(item.id)
+            if queued:  # only then has the release worker something new to do
+                self._on_queued()
             await self._fanout.refresh(item)
             if action == Action.redraft:
                 self._on_redraft(item.id)  # after commit: the lease covers a crash from here
@@ -360,7 +362,7 @@ class ReviewService:
         NotAllowed, InvalidInput, NotFound), without deciding: lets a surface answer
         within its deadline and decide after. Races are still settled by ``decide``."""
         action = Action(action)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await item_store.get_item(session, item_id=item_id)
             if row is None:
                 raise NotFound(f"no item {item_id}")
@@ -372,7 +374,7 @@ class ReviewService:
         _check_not_redrafting(row)
         if action == Action.redraft:
             check_redraftable(row, route)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             await check_daily_cap(session, route=route, actor=actor, now=self._clock.now())
         if action == Action.edit and content is not None:  # None: the form is not filled yet
             validate_edit(get_kind(row.kind), row.final_content or row.content, dict(content))
@@ -390,7 +392,8 @@ class ReviewService:
         reason_text: str | None,
         choice: str | None = None,
         opened_at: datetime | None = None,
-    ) -> tuple[ItemPublic, bool]:
+    ) -> tuple[ItemPublic, int]:
+        """The item as decided, and how many deliveries its settling queued."""
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
             row = await item_store.get_item(session, item_id=item_id)
@@ -457,7 +460,7 @@ class ReviewService:
                 await item_store.add_decision(session, decision=decision)
                 for key, value in values.items():
                     setattr(row, key, value)
-                return item_public(row, [*history, decision], self._routes), False
+                return item_public(row, [*history, decision], self._routes), 0
             version = row.version
             settled = settle(
                 row=row,
@@ -482,11 +485,7 @@ class ReviewService:
             await item_store.add_decision(session, decision=settled.decision)
             for delivery in settled.deliveries:
                 await outbox_store.enqueue(session, delivery=delivery)
-            return settled.item, True
-
-    def _after_settle(self, item: ItemPublic) -> None:
-        self._notifier.changed(item.id)
-        self._on_queued()
+            return settled.item, len(settled.deliveries)
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -96,6 +96,19 @@ async def test_approve_settles_and_queues_release_in_one_step(
     assert card.actions == () and card.status == "Approved by ann · 4 min after posting"
 
 
+async def test_only_a_decision_that_queues_a_delivery_wakes_the_release_worker(
+    system: System, integrator: Integrator
+) -> None:
+    woken = system.worker._wake  # the worker's own wake-up signal
+    queued = (await system.service.submit(integrator=integrator, data=draft())).item
+    quiet = (await system.service.submit(integrator=integrator, data=draft("selfok"))).item
+    woken.clear()
+    await system.service.decide(item_id=quiet.id, action="approve", actor=web("ann"))
+    assert not woken.is_set()  # no target, no callback: nothing to deliver
+    await system.service.decide(item_id=queued.id, action="approve", actor=web("ann"))
+    assert woken.is_set()
+
+
 async def test_edit_approves_the_edited_version_and_keeps_the_original(
     system: System, integrator: Integrator
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import aiohttp
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -90,6 +91,14 @@ class SlackEdge:
                     {"error": {"code": "invalid_body", "message": message}}, status_code=400
                 )
 
+    async def open(self) -> None:
+        """One HTTP session, kept alive, for this process's Web API calls: without it
+        slack_sdk opens (and TLS-handshakes) a new connection for every call."""
+        if self.client.session is None or self.client.session.closed:
+            self.client.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.client.timeout)
+            )
+
     async def start(self) -> None:
         if self.app_token and self.interactions is not None:
             self._socket = AsyncSocketModeHandler(
@@ -100,6 +109,9 @@ class SlackEdge:
     async def stop(self) -> None:
         await self.surface.drain()
         await self.stop_socket()
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
 
     async def stop_socket(self) -> None:
         """Close the Socket Mode connection, if open (this replica stops leading)."""

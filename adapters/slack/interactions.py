@@ -68,6 +68,7 @@ class SlackInteractions:
         self._web_url = web_url.rstrip("/")
         self._digest = Digest(inbox=inbox, routes=routes, clock=clock)
         self._clock = clock
+        self._groups_listed = _lists_user_groups(routes)
         self.app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
         self.app.action(re.compile(r"^signoff:(approve|edit|reject|redraft):"))(self._on_button)
         self.app.action(re.compile(r"^signoff:retry:"))(self._on_retry)
@@ -93,6 +94,14 @@ class SlackInteractions:
         name = str(user.get("username") or user.get("name") or user_id)
         return Actor(surface="slack", user_id=user_id, name=name, groups=groups)
 
+    async def _actor_of_click(self, user: dict[str, Any], item_id: str) -> Actor:
+        """The clicker; the item is read first only when some route lists user groups
+        (membership is looked up among the item's route's groups)."""
+        if not self._groups_listed:
+            return await self._actor(user, "")
+        item = await self._reader.get(item_id=item_id)
+        return await self._actor(user, item.route)
+
     # -- listeners ---------------------------------------------------------------------
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -106,12 +115,14 @@ class SlackInteractions:
         )
         user = body.get("user") or {}
         try:
+            if verb == "approve":  # decide checks all that precheck would, in one transaction
+                actor = await self._actor_of_click(user, item_id)
+                await self._service.decide(item_id=item_id, action="approve", actor=actor)
+                return
             item = await self._reader.get(item_id=item_id)
             actor = await self._actor(user, item.route)
             await self._service.precheck(item_id=item_id, action=verb, actor=actor)
-            if verb == "approve":
-                await self._service.decide(item_id=item_id, action="approve", actor=actor)
-            elif verb == "edit":
+            if verb == "edit":
                 await self.client.views_open(
                     trigger_id=body["trigger_id"],
                     view=stamp_opened(
@@ -338,3 +349,13 @@ class SlackInteractions:
                 await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
             except Exception:
                 log.exception("slack: could not tell %s in %s: %s", user, channel, text)
+
+
+def _lists_user_groups(routes: RouteTable) -> bool:
+    """Whether any route lets a Slack user group (an ``S…`` id) decide."""
+    return any(
+        reviewer.startswith("S")
+        for name in routes.names()
+        if (route := routes.get(name)) is not None
+        for reviewer in route.reviewers.get("slack", [])
+    )

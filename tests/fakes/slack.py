@@ -121,6 +121,12 @@ class Call:
     response: JSONDict
     http_verb: str = "POST"
     token: str | None = None
+    peer: tuple[str, int] | None = None  # the client's address and port: one per connection
+
+
+def _peer(request: web.Request) -> tuple[str, int] | None:
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(peername[0]), int(peername[1])) if peername else None
 
 
 # --------------------------------------------------------------------------- Block Kit
@@ -753,6 +759,7 @@ class SlackEmulator:
                 response=response,
                 http_verb=request.method,
                 token=token,
+                peer=_peer(request),
             )
         )
         await self._wait_at_gate(method)

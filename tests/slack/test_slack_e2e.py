@@ -539,3 +539,25 @@ async def post_item_again_with_ts(world: SlackWorld) -> tuple[str, str]:
     )
     item = (await world.system.service.submit(integrator=world.integrator, data=data)).item
     return item.id, world.slack.messages[CHANNEL][-1]["ts"]
+
+
+async def test_a_serving_process_keeps_one_connection_to_slack(world: SlackWorld) -> None:
+    """slack_sdk opens a connection (a TLS handshake, against Slack) per call unless it
+    is given a session: the served app gives it one for its whole life."""
+    app = create_app(world.system, migrate=False, run_worker=False)
+    edge = world.system.slack
+    assert edge is not None
+    async with app.router.lifespan_context(app):
+        for n in range(3):
+            data = ItemCreate(route="support", kind="email", title=f"Refund {n}", content=EMAIL)
+            item = (await world.system.service.submit(integrator=world.integrator, data=data)).item
+            await world.system.service.decide(
+                item_id=item.id,
+                action="approve",
+                actor=Actor(surface="slack", user_id="U0LEAD", name="lead"),
+            )
+        session = edge.client.session
+        assert session is not None and not session.closed
+    calls = [*world.slack.calls_to("chat.postMessage"), *world.slack.calls_to("chat.update")]
+    assert len(calls) == 6 and len({call.peer for call in calls}) == 1
+    assert session.closed and edge.client.session is None  # closed with the app
