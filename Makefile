@@ -33,7 +33,7 @@ $(VENV)/.bench-stamp: $(STAMP)
 bench: $(STAMP) $(VENV)/.bench-stamp
 	$(PY) bench/ingest.py --postgres $(BENCH_PG)
 	$(PY) bench/sweep.py
-	$(PY) bench/export.py
+	$(PY) bench/export.py --postgres $(BENCH_PG)
 	$(PY) bench/click_ack.py
 	$(PY) bench/footprint.py
 

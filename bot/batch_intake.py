@@ -128,7 +128,7 @@ class BatchIntake:
                 if not keys or attempt == _MAX_KEY_RACES:
                     raise
                 attempt += 1  # a concurrent request stored one of our keys: a replay now
-        await self._announce_later([new.item for new in fresh])
+        await self._announce_later(fresh)
         return results
 
     async def drain(self) -> None:
@@ -225,7 +225,7 @@ class BatchIntake:
             raise Conflict("; ".join(conflicts))
         return results, fresh
 
-    async def _announce_later(self, items: list[ItemPublic]) -> None:
+    async def _announce_later(self, items: list[NewItem]) -> None:
         if not items:
             return
         while len(self._announcing) >= MAX_BACKLOG:
@@ -234,11 +234,11 @@ class BatchIntake:
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
 
-    async def _announce(self, items: list[ItemPublic]) -> None:
-        for n, item in enumerate(items):
+    async def _announce(self, items: list[NewItem]) -> None:
+        for n, new in enumerate(items):
             if n % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)
             try:
-                await self._service.announce(item)
+                await self._service.announce(new.item, queued=new.queued)
             except Exception:  # one surface's failure must not keep the others' cards back
-                log.exception("item %s: announcing it after its batch failed", item.id)
+                log.exception("item %s: announcing it after its batch failed", new.item.id)

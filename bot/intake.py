@@ -21,6 +21,7 @@ from bot.kinds import Kind, get_kind, validate_content
 from bot.netguard import check_literal_url
 from bot.routes import Route, RouteTable
 from bot.schemas import ItemCreate, ItemPublic
+from storage.models import Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,11 @@ class NewItem:
 
     rows: list[SQLModel]  # the item; when policy decided it, its decision and outbox rows
     item: ItemPublic
+
+    @property
+    def queued(self) -> bool:
+        """Whether storing it queues a delivery (a release or a callback)."""
+        return any(isinstance(row, Delivery) for row in self.rows)
 
 
 def check_draft(data: ItemCreate, *, routes: RouteTable, keyed: bool, where: str = "") -> Draft:

@@ -163,7 +163,7 @@ class ReviewService:
             if replay is None:
                 raise
             return Submitted(replay, created=False)
-        await self.announce(new.item, gold_expected=gold_expected)
+        await self.announce(new.item, queued=new.queued, gold_expected=gold_expected)
         return Submitted(new.item, created=True)
 
     async def prepare(
@@ -244,9 +244,12 @@ class ReviewService:
             item = settled.item
         return NewItem(rows=rows, item=item)
 
-    async def announce(self, item: ItemPublic, *, gold_expected: str | None = None) -> None:
+    async def announce(
+        self, item: ItemPublic, *, queued: bool = True, gold_expected: str | None = None
+    ) -> None:
         """After a new item is committed: post a pending item's cards (and maybe a gold
-        item after it); tell waiters and the release worker about a decided one."""
+        item after it); tell waiters about a decided one, and the release worker when
+        storing it ``queued`` a delivery."""
         if item.state == ItemState.pending:
             await self._fanout.post(item)
             self._notifier.changed(item.id)
@@ -254,7 +257,8 @@ class ReviewService:
                 await self._gold.inject(after=item, submit=self.submit)
         else:
             self._notifier.changed(item.id)
-            self._on_queued()
+            if queued:
+                self._on_queued()
             if self._audits is not None:  # no database work unless the route audits
                 await self._audits.maybe_sample(item)
 
