@@ -21,6 +21,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from bot.app import System, build, create_app
+from bot.dberrors import database_unavailable, unavailable_reason
 from bot.errors import ConfigError, SignoffError
 from bot.outbox import RELEASE
 from bot.ports import Actor
@@ -570,3 +571,13 @@ def main() -> None:
     except (SignoffError, ConfigError) as exc:
         print(f"signoff: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        # One line, not a traceback: the database is down or the URL points nowhere.
+        print(
+            f"signoff: cannot reach the database ({unavailable_reason(exc)}); "
+            "check SIGNOFF_DATABASE_URL and that the database is up",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None

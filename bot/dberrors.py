@@ -64,6 +64,16 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def unavailable_reason(exc: BaseException) -> str:
+    """The lowest error of ``exc``'s chain, in one line: what the driver or the socket
+    said (``ConnectionRefusedError: ...``), without SQLAlchemy's wrapping."""
+    lowest = exc
+    for error in _chain(exc):
+        lowest = error
+    text = " ".join(str(lowest).split()) or "no detail"
+    return f"{type(lowest).__name__}: {text}"
+
+
 def install_database_handlers(app: FastAPI) -> None:
     """Answer 503 for requests that failed because the database is unavailable."""
 
