@@ -105,6 +105,12 @@ class Reminders:
             for post in work.posts:
                 if post.id not in work.done and post.surface in self._surfaces:
                     channels[(work.route.name, post.surface, post.channel)].append((work, post))
+            unposted = self._unposted(work)
+            if unposted and work.step.do == "nudge":
+                # A card still to be posted (its surface was down) is reminded once the
+                # sweep has posted it: the step stays open and is tried again.
+                work.failed = True
+                work.notes.append(f"no card in {', '.join(unposted)} yet; reminding once posted")
             if work.step.do == "expire":
                 report.kept += 1
                 work.notes.append(f"past its {format_duration(work.step.after)} expiry; kept open")
@@ -234,6 +240,15 @@ class Reminders:
                 await self._nudge(work, post, report)
         if not work.failed:
             report.escalated += 1
+
+    def _unposted(self, work: ClaimedStep) -> list[str]:
+        """The route's chat channels (enabled here) that have no card of the item."""
+        have = {(post.surface, post.channel) for post in work.posts}
+        return [
+            f"{target.type} {target.channel}"
+            for target in self._fanout.chat_targets(work.route)
+            if (target.type, target.channel) not in have
+        ]
 
     def _mentions(self, work: ClaimedStep, surface: str) -> list[str]:
         step = work.step

@@ -421,6 +421,32 @@ async def test_a_card_that_failed_to_post_is_posted_by_a_sweep_once(
     assert len(slack.posts) == 1 and len(slack.nudges) == 1  # and reminded in its thread
 
 
+async def test_a_nudge_due_before_its_card_is_posted_waits_for_the_card(
+    system: System,
+    integrator: Integrator,
+    clock: FrozenClock,
+    slack: RecordingSurface,
+    discord: RecordingSurface,
+) -> None:
+    slack.fail_posts = True  # Slack is down from the submit until the nudge is due
+    item_id = await submit(system, integrator)
+    clock.advance(timedelta(minutes=30))
+    await system.sweeper.run_once()
+    assert slack.posts == [] and slack.nudges == [] and len(discord.nudges) == 1
+    async with system.sessions() as session:
+        [run] = await step_store.runs_for(session, item_id=item_id)
+    assert run.state != "done"  # not passed over: Slack's reviewers were not reminded
+    slack.fail_posts = False
+    for _ in range(2):  # Slack is back: the card is posted, then reminded in its thread
+        clock.advance(timedelta(seconds=61))  # past the step's lease
+        await system.sweeper.run_once()
+    assert [c.item_id for c, _ in slack.posts] == [item_id] and len(slack.nudges) == 1
+    assert len(discord.nudges) == 1  # reminded once, not again with Slack
+    async with system.sessions() as session:
+        [run] = await step_store.runs_for(session, item_id=item_id)
+    assert run.state == "done"
+
+
 async def test_a_submitter_that_dies_before_posting_leaves_the_card_to_a_sweep(
     system: System, integrator: Integrator, clock: FrozenClock, discord: RecordingSurface
 ) -> None:

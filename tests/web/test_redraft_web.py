@@ -104,7 +104,7 @@ async def test_reject_and_redraft_from_the_web_shows_revision_2_and_revision_1_w
     assert (await system.reader.get(item_id=item_id)).decisions == []
 
     # held here, so the page can be seen while the next revision is being drafted
-    system.service._on_redraft = lambda _: None
+    system.service.decider._on_redraft = lambda _: None
     reason = "warmer, and say sorry for the wait"
     sent = await web.post(
         f"/items/{item_id}/decide",
