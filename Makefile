@@ -20,8 +20,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict bot storage
 
+# The suite in parallel, one worker per core (TEST_WORKERS=1: one process); a test
+# module stays on one worker, with its module-wide fixtures.
+TEST_WORKERS ?= auto
+
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # PostgreSQL for the benchmarks that also run there (a throwaway database is made in it)
 BENCH_PG ?= postgresql://postgres@127.0.0.1:5432/postgres

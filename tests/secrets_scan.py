@@ -16,7 +16,9 @@ as it is emitted against
 
 Subprocess output is checked where tests collect it: :func:`scan_text`, called by
 ``tests/process.py``. At the end of the session a leak fails the run (exit status 1)
-and names the secret (masked), the logger or process, and the message.
+and names the secret (masked), the logger or process, and the message. Under
+pytest-xdist (``make test``) each worker hands its leaks to the controller, which
+reports them and fails the run.
 """
 
 from __future__ import annotations
@@ -143,15 +145,42 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("signoff").setLevel(logging.DEBUG)
 
 
+_WORKER_KEY = "signoff_secret_leaks"
+_from_workers: list[tuple[str, str, str]] = []  # under pytest-xdist: the workers' leaks
+
+
+def _reported(found: list[Leak]) -> list[tuple[str, str, str]]:
+    """Leaks as they are shown: the secret masked, where, a masked one-line excerpt."""
+    return [
+        (
+            mask(leak.secret),
+            leak.where,
+            leak.text.replace(leak.secret, mask(leak.secret))[:300].replace("\n", " | "),
+        )
+        for leak in found
+    ]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist, in the controller: a worker finished; keep what it found."""
+    output = getattr(node, "workeroutput", None) or {}
+    _from_workers.extend(tuple(leak) for leak in output.get(_WORKER_KEY, ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = leaks()
+    found = _reported(leaks())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and fails
+        workeroutput[_WORKER_KEY] = found
+        return
+    found += _from_workers
     if not found:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"secrets scan: {len(found)} leak(s) of a secret into logs or process output"]
-    for leak in found[:20]:
-        excerpt = leak.text.replace(leak.secret, mask(leak.secret))[:300].replace("\n", " | ")
-        lines.append(f"  {mask(leak.secret)!r} in {leak.where}: {excerpt}")
+    for secret, where, excerpt in found[:20]:
+        lines.append(f"  {secret!r} in {where}: {excerpt}")
     for line in lines:
         if reporter is not None:
             reporter.write_line(line, red=True)
