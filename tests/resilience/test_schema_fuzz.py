@@ -37,7 +37,7 @@ from tests import secrets_scan
 from tests.conftest import ROUTES_YAML
 from tests.fakes.surface import RecordingSurface
 
-FUZZ_EXAMPLES = int(os.environ.get("TEST_FUZZ_EXAMPLES", "125"))
+FUZZ_EXAMPLES = int(os.environ.get("TEST_FUZZ_EXAMPLES", "200"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
