@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
@@ -37,7 +36,7 @@ from bot.prompts import stored_prompt
 from bot.routes import Route, RouteTable
 from bot.schemas import ItemCreate, ItemPublic
 from bot.settle import settle
-from bot.states import Action, ItemState, ReleaseState
+from bot.states import ItemState, ReleaseState
 from bot.views import item_public
 from storage import items as item_store
 from storage.batch import GroupWriter
@@ -119,6 +118,9 @@ class ReviewService:
             redraft_lease=redraft_lease,
             on_redraft=on_redraft or (lambda _: None),
         )
+        # Every surface decides through the service; the deciding itself is the Decider's.
+        self.decide = self.decider.decide
+        self.precheck = self.decider.precheck
 
     @property
     def writer(self) -> GroupWriter:
@@ -298,44 +300,3 @@ class ReviewService:
                 )
             decisions = await item_store.decisions_for(session, item_ids=[row.id])
             return item_public(row, decisions, self._routes)
-
-    # -- decide ------------------------------------------------------------------------
-
-    async def decide(
-        self,
-        *,
-        item_id: str,
-        action: Action | str,
-        actor: Actor,
-        content: Mapping[str, Any] | None = None,
-        reason_code: str | None = None,
-        reason_text: str | None = None,
-        choice: str | None = None,
-        opened_at: datetime | None = None,
-    ) -> ItemPublic:
-        """Record a human decision; see :meth:`bot.deciding.Decider.decide`."""
-        return await self.decider.decide(
-            item_id=item_id,
-            action=action,
-            actor=actor,
-            content=content,
-            reason_code=reason_code,
-            reason_text=reason_text,
-            choice=choice,
-            opened_at=opened_at,
-        )
-
-    async def precheck(
-        self,
-        *,
-        item_id: str,
-        action: Action | str,
-        actor: Actor,
-        content: Mapping[str, Any] | None = None,
-        reason_code: str | None = None,
-    ) -> None:
-        """Raise what ``decide`` would raise, without deciding; see
-        :meth:`bot.deciding.Decider.precheck`."""
-        await self.decider.precheck(
-            item_id=item_id, action=action, actor=actor, content=content, reason_code=reason_code
-        )
