@@ -7,7 +7,8 @@ balancers retry, and the log gets one line instead of a traceback. The connectio
 checks connections before use (``pool_pre_ping``), so when the database is back the
 next request simply works; nothing needs restarting.
 
-Which errors count: connection errors from the socket (refused, reset), SQLAlchemy
+Which errors count: connection errors from the socket (refused, reset, a host name
+that does not resolve), SQLite's "unable to open database file", SQLAlchemy
 errors that invalidated their connection or timed out waiting for one, and PostgreSQL
 errors of class 08 (connection exception), 57P01-57P03 (shutting down, starting up)
 and 53300 (too many connections), wherever they sit in the exception's chain. Anything
@@ -17,6 +18,8 @@ else (a constraint violation, a bad query) is still a 500: that is a bug to see.
 from __future__ import annotations
 
 import logging
+import socket
+import sqlite3
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
@@ -51,7 +54,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot be reached right now."""
     for error in _chain(exc):
-        if isinstance(error, ConnectionError | sa_exc.TimeoutError):
+        if isinstance(error, ConnectionError | socket.gaierror | sa_exc.TimeoutError):
+            return True
+        if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
             return True
         if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
             return True

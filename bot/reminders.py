@@ -63,6 +63,7 @@ class ClaimedStep:
     done: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     failed: bool = False
+    cards_pending: bool = False  # a chat card failed to post and the sweep will retry it
 
 
 _Channel = tuple[str, str, str | None]  # route, surface, channel
@@ -105,7 +106,7 @@ class Reminders:
             for post in work.posts:
                 if post.id not in work.done and post.surface in self._surfaces:
                     channels[(work.route.name, post.surface, post.channel)].append((work, post))
-            unposted = self._unposted(work)
+            unposted = self._unposted(work) if work.cards_pending else []
             if unposted and work.step.do == "nudge":
                 # A card still to be posted (its surface was down) is reminded once the
                 # sweep has posted it: the step stays open and is tried again.

@@ -294,6 +294,7 @@ class Sweeper:
                     item=item_public(row, history[row.id], self._routes),
                     posts=by_item[row.id],
                     done=set(run.done_posts),
+                    cards_pending=row.post_due_at is not None,
                 )
             )
         return works

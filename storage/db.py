@@ -11,6 +11,7 @@ nothing special: conditional updates and ``FOR UPDATE SKIP LOCKED`` do the coord
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, literal
@@ -62,18 +63,36 @@ def _configure_sqlite(engine: AsyncEngine, *, synchronous: str, turns: WriterTur
             turns.hand_on(dbapi_connection)
             raise
 
-    @event.listens_for(engine.sync_engine, "commit")
-    @event.listens_for(engine.sync_engine, "rollback")
-    def _on_end(connection: Any) -> None:
-        turns.hand_on(connection.connection.dbapi_connection)
+    # The turn passes on once COMMIT or ROLLBACK has run on the driver's thread (the
+    # engine's commit and rollback events fire before it, and the next writer would
+    # meet the lock still held). The pool's reset on return rolls back through here too.
+    dialect = engine.sync_engine.dialect
+    for name in ("do_commit", "do_rollback"):
+        setattr(dialect, name, _then_hand_on(getattr(dialect, name), turns))
 
-    # Whatever became of the transaction, a connection back in the pool holds no turn.
+    # Whatever became of the transaction (a cancelled or broken connection, one the
+    # garbage collector found unclosed), a connection leaving use holds no turn.
     @event.listens_for(engine.sync_engine.pool, "checkin")
     @event.listens_for(engine.sync_engine.pool, "invalidate")
     @event.listens_for(engine.sync_engine.pool, "soft_invalidate")
+    @event.listens_for(engine.sync_engine.pool, "detach")
+    @event.listens_for(engine.sync_engine.pool, "close")
+    @event.listens_for(engine.sync_engine.pool, "close_detached")
     def _on_release(dbapi_connection: Any, *_: Any) -> None:
         if dbapi_connection is not None:
             turns.hand_on(dbapi_connection)
+
+
+def _then_hand_on(end: Callable[[Any], None], turns: WriterTurns) -> Callable[[Any], None]:
+    """``end`` (the dialect's commit or rollback), then the next writer's turn."""
+
+    def run(connection: Any) -> None:  # the pool's proxy of the DBAPI connection
+        try:
+            end(connection)
+        finally:
+            turns.hand_on(getattr(connection, "dbapi_connection", connection))
+
+    return run
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

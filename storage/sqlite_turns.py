@@ -58,6 +58,10 @@ class WriterTurns:
             ) from exc
         self._held[id(dbapi_connection)] = (lock, loop)
 
+    def holders(self) -> int:
+        """How many connections hold a turn now (0 or 1 per event loop)."""
+        return len(self._held)
+
     def hand_on(self, dbapi_connection: Any) -> None:
         """The transaction on this connection ended: the next writer's turn."""
         held = self._held.pop(id(dbapi_connection), None)

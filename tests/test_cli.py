@@ -30,17 +30,31 @@ def test_db_upgrade(env: dict[str, str]) -> None:
     assert done.returncode == 0 and "up to date" in done.stdout
 
 
-def test_an_unreachable_database_is_one_clear_line(env: dict[str, str]) -> None:
+def _nothing_listens() -> str:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    url = f"postgresql+asyncpg://signoff:hunter2-secret@127.0.0.1:{port}/signoff"
+    return f"postgresql+asyncpg://signoff:hunter2-secret@127.0.0.1:{port}/signoff"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(_nothing_listens(), id="refused"),
+        pytest.param(
+            "postgresql+asyncpg://signoff:hunter2-secret@no-such-host.invalid/signoff",
+            id="unknown-host",
+        ),
+        pytest.param("sqlite+aiosqlite:////nonexistent-dir/hunter2/signoff.db", id="sqlite-path"),
+    ],
+)
+def test_an_unreachable_database_is_one_clear_line(env: dict[str, str], url: str) -> None:
     done = run(["db", "upgrade"], env={**env, "SIGNOFF_DATABASE_URL": url})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("signoff: cannot reach the database (")
     assert "SIGNOFF_DATABASE_URL" in line
-    assert "hunter2" not in line
+    assert "hunter2-secret" not in line
 
 
 def test_keys_create_json_and_duplicate(env: dict[str, str]) -> None:

@@ -107,11 +107,13 @@ class SlackEdge:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
-        await self.surface.drain()
-        await self.stop_socket()
-        if self.client.session is not None:
-            await self.client.session.close()
-            self.client.session = None
+        try:
+            await self.surface.drain()
+            await self.stop_socket()
+        finally:
+            if self.client.session is not None:
+                await self.client.session.close()
+                self.client.session = None
 
     async def stop_socket(self) -> None:
         """Close the Socket Mode connection, if open (this replica stops leading)."""

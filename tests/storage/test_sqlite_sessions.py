@@ -5,12 +5,13 @@ handler."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Result, text
+from sqlalchemy import Result, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -107,3 +108,70 @@ async def test_a_writer_nested_in_another_fails_after_the_timeout(engine: AsyncE
                 await run(inner, "INSERT INTO log VALUES (2)")
     async with read_session_factory(engine)() as session:
         assert (await run(session, "SELECT n FROM log")).scalars().all() == [1]
+
+
+async def test_the_turn_passes_on_only_once_the_commit_has_run(tmp_path: Path) -> None:
+    """Without SQLite's busy handler (busy_timeout 0), a writer that got its turn while
+    the previous COMMIT was still running would fail with "database is locked"."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/busy0.db")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE log (n INTEGER)"))
+    writes = session_factory(engine)
+
+    async def write(n: int) -> None:
+        async with writes() as session, session.begin():
+            await run(session, "INSERT INTO log VALUES (:n)", n=n)
+
+    try:
+        for _ in range(30):
+            await asyncio.gather(*(write(n) for n in range(8)))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_cancelled_mid_statement_raises_cancelled_and_frees_the_turn(
+    tmp_path: Path,
+) -> None:
+    turns = WriterTurns(timeout=1.0)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/cancel.db", sqlite_turns=turns)
+    writes = session_factory(engine)
+    slow = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+        "SELECT count(*) FROM c"
+    )
+
+    async def holder() -> None:
+        async with writes() as session, session.begin():
+            await run(session, slow)
+
+    try:
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.05)
+        assert turns.holders() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):  # not an error of the turn's bookkeeping
+            await task
+        assert turns.holders() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_left_unclosed_gives_its_turn_back_when_collected(
+    engine: AsyncEngine,
+) -> None:
+    forgotten = await engine.connect()
+    await forgotten.begin()
+    await forgotten.execute(text("INSERT INTO log VALUES (1)"))
+    del forgotten  # never committed, rolled back or closed
+    gc.collect()
+    await asyncio.sleep(0.1)
+    gc.collect()
+    async with session_factory(engine)() as session, session.begin():  # within the 1 s
+        await run(session, "INSERT INTO log VALUES (2)")
