@@ -65,7 +65,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -81,6 +80,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.fakes.slack
+
+from benchlib import free_port, machine_busy, percentile, proc_cpu, write_section  # noqa: E402
 
 from tests.fakes.slack import JSONDict, SlackEmulator  # noqa: E402
 
@@ -131,12 +132,6 @@ class TimedSlack(SlackEmulator):
 
 
 # -- the server -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def route_file(path: Path, *, channels: int, reviewers: Sequence[str]) -> list[tuple[str, str]]:
@@ -367,38 +362,6 @@ async def run_phase(
     result.ack_ms.sort()
     result.update_ms.sort()
     return result
-
-
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds used so far by ``pid`` (all threads), from /proc; None if n/a."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot, from /proc/stat; None if n/a."""
-    try:
-        first = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    ticks = [int(x) for x in first[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-# -- the run --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -732,20 +695,6 @@ def _command(a: argparse.Namespace) -> str:
     return " ".join(["bench/click_ack.py", *parts]) if parts else ""
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (up to the next ``## ``), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-# -- main -----------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=None, help="items (cards) to click (2000)")
@@ -801,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_section(BENCHMARKS, section)
+        write_section(BENCHMARKS, SECTION, section)
         print(f"wrote the section {SECTION!r} of {BENCHMARKS}")
     log = outcome.server_log.strip()
     if log:

@@ -62,21 +62,21 @@ import gc
 import json
 import os
 import platform
-import re
 import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchlib import machine_busy, proc_cpu, rss_peak, status_kib, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -295,47 +295,6 @@ async def _bulk_insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> Non
 # -- measuring (child process) ------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-@contextlib.contextmanager
-def rss_peak() -> Iterator[dict[str, Any]]:
-    """RSS before the block and its peak during it (KiB), in ``out``."""
-    out: dict[str, Any] = {}
-    gc.collect()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        method = "VmHWM"
-    except OSError:
-        method = "sampled VmRSS"
-    before = _status_kib("VmRSS")
-    out["before"], out["method"] = before, method
-    stop = threading.Event()
-    peak = [before or 0]
-
-    def sample() -> None:
-        while not stop.wait(0.001):
-            peak[0] = max(peak[0], _status_kib("VmRSS") or 0)
-
-    sampler = threading.Thread(target=sample, daemon=True) if method != "VmHWM" else None
-    if sampler:
-        sampler.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        if sampler:
-            sampler.join()
-        out["peak"] = _status_kib("VmHWM") if method == "VmHWM" else peak[0]
-
-
 def _check_file(path: Path, fmt: str) -> dict[str, Any]:
     """Lines in the file, and whether its first and last lines are rows of ``fmt``."""
     lines, first, last = 0, b"", b""
@@ -372,7 +331,7 @@ async def measure(url: str, *, workdir: Path, repeat: int) -> dict[str, Any]:
             }
             for _ in range(repeat):
                 server = await _server_cpu(engine)
-                machine = _machine_busy()
+                machine = machine_busy()
                 with rss_peak() as rss, path.open("wb") as f:
                     started, cpu = time.perf_counter(), time.process_time()
                     stats = await write_export(sessions, fmt=ExportFormat(fmt), out=f)
@@ -384,7 +343,7 @@ async def measure(url: str, *, workdir: Path, repeat: int) -> dict[str, Any]:
                     if server is None or after is None
                     else sum(t - server.get(pid, 0.0) for pid, t in after.items())
                 )
-                result["machine_cpu"].append(_machine_busy() - machine)
+                result["machine_cpu"].append(machine_busy() - machine)
                 result["rows_per_run"].append(stats.rows)
                 result["rss"].append(rss)
                 result.update(rows=stats.rows, skipped=stats.skipped, **_check_file(path, fmt))
@@ -399,7 +358,7 @@ async def measure(url: str, *, workdir: Path, repeat: int) -> dict[str, Any]:
             result["again_rows"] = again.rows
             path.unlink()
             out[fmt] = result
-        out["hwm_kib"] = _status_kib("VmHWM")
+        out["hwm_kib"] = status_kib("VmHWM")
     finally:
         await engine.dispose()
     return out
@@ -414,24 +373,7 @@ async def _server_cpu(engine: Any) -> dict[int, float] | None:
         pids = await conn.exec_driver_sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         )
-        return {pid: t for (pid,) in pids if (t := _proc_cpu(pid)) is not None}
-
-
-def _proc_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-# -- orchestration ------------------------------------------------------------------------
+        return {pid: t for (pid,) in pids if (t := proc_cpu(pid)) is not None}
 
 
 @dataclass
@@ -725,20 +667,6 @@ def _command(a: argparse.Namespace) -> str:
     return " ".join(["bench/export.py", *parts]) if parts else ""
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the export section of ``path`` (up to the next ``## `` heading), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-# -- main ---------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -805,7 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_section(BENCHMARKS, section)
+        write_section(BENCHMARKS, SECTION, section)
         print(f"wrote the section {SECTION!r} of {BENCHMARKS}")
     problems = [p for r in [*runs, *([pg] if pg else [])] for p in r.problems()]
     for p in problems:

@@ -48,9 +48,7 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -63,6 +61,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchlib import free_port, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -105,12 +105,6 @@ def serve_hello(port: int) -> None:
 
 
 # -- processes and readings -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -461,20 +455,6 @@ def _command(a: argparse.Namespace) -> str:
     return " ".join(["bench/footprint.py", *parts]) if parts else ""
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (up to the next ``## ``), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-# -- main -----------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -543,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_section(BENCHMARKS, section)
+        write_section(BENCHMARKS, SECTION, section)
         print(f"wrote the section {SECTION!r} of {BENCHMARKS}")
     errors = [f"{r.name} ({r.data}): {e}" for r in readings for e in r.errors]
     for e in errors[:10]:

@@ -105,11 +105,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from benchlib import machine_busy, percentile, proc_cpu, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, Python puts bench/ first on the path, where other benchmarks' files
-# (bench/click.py) would shadow packages of the same name (click, for uvicorn).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Ingest (bench/ingest.py)"
 RATIO_TARGET = 0.25  # single-item ingest / hello, SQLite
@@ -522,12 +520,12 @@ def run_phase(
         # Sample the server and the machine at the edges of the measured window.
         server.stats()  # drops what came before this phase
         time.sleep(max(0.0, start + warmup - time.monotonic()))
-        server_before, machine_before = _proc_cpu(pid), _machine_busy()
+        server_before, machine_before = proc_cpu(pid), machine_busy()
         helper = threading.Thread(target=during, daemon=True) if during else None
         if helper is not None:
             helper.start()
         time.sleep(max(0.0, start + warmup + seconds - time.monotonic()))
-        server_after, machine_after = _proc_cpu(pid), _machine_busy()
+        server_after, machine_after = proc_cpu(pid), machine_busy()
         results: list[WorkerResult] = []
         for process, receiver, _ in workers:
             if not receiver.poll(warmup + seconds + 180):
@@ -564,36 +562,6 @@ def run_phase(
     )
 
 
-def _percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _proc_cpu(pid: int) -> float | None:
-    """CPU seconds used so far by process ``pid`` (all threads), from /proc; None if n/a."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot, from /proc/stat; None if n/a."""
-    try:
-        first = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    ticks = [int(x) for x in first[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    busy = sum(ticks[:8]) - idle  # user..steal; guest is already in user
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 def _delta(before: float | None, after: float | None, seconds: float) -> float | None:
     return None if before is None or after is None else (after - before) / seconds
 
@@ -625,7 +593,7 @@ class PhaseRuns:
         return sorted(x for r in self.rounds for x in r.latencies_ms)
 
     def p(self, pct: float) -> float:
-        return _percentile(self.latencies_ms, pct)
+        return percentile(self.latencies_ms, pct)
 
     @property
     def stored(self) -> int:
@@ -669,13 +637,13 @@ class PhaseRuns:
             "gc_ms_per_s": sum(pauses) / seconds,
             "gc_max_ms": pauses[-1] if pauses else math.nan,
             "gc2": sum(1 for g in gcs if g[1] == 2),
-            "lag_p99_ms": _percentile(lags, 99),
+            "lag_p99_ms": percentile(lags, 99),
             "lag_max_ms": lags[-1] if lags else math.nan,
             "commits_per_s": n / seconds,
             "requests_per_commit": sum(c[2] for c in commits) / n if n else math.nan,
             "rows_per_commit": sum(c[3] for c in commits) / n if n else math.nan,
-            "commit_p50_ms": _percentile(durations, 50),
-            "commit_p99_ms": _percentile(durations, 99),
+            "commit_p50_ms": percentile(durations, 50),
+            "commit_p99_ms": percentile(durations, 99),
             "commit_max_ms": durations[-1] if durations else math.nan,
         }
 
@@ -1025,7 +993,7 @@ def run_database(db: Database, workdir: Path, args: argparse.Namespace) -> DbRun
                     else f"{result.rate:,.0f} req/s"
                 )
                 print(
-                    f"{unit}, p99 {_percentile(result.latencies_ms, 99):.1f} ms, "
+                    f"{unit}, p99 {percentile(result.latencies_ms, 99):.1f} ms, "
                     f"{result.errors} errors, other processes {_cores(result.other_cores)} cores",
                     flush=True,
                 )
@@ -1221,15 +1189,15 @@ def _database_section(run: DbRun) -> list[str]:
     for raw, key in zip(run.raw, ("review", "batch"), strict=True):
         if key not in run.phases:
             lines.append(
-                f"| {raw.name} | {raw.rate:,.0f} | {_percentile(raw.latencies_ms, 50):.2f} "
-                f"| {_percentile(raw.latencies_ms, 99):.2f} | - |"
+                f"| {raw.name} | {raw.rate:,.0f} | {percentile(raw.latencies_ms, 50):.2f} "
+                f"| {percentile(raw.latencies_ms, 99):.2f} | - |"
             )
             continue
         ours = run.phases[key]
         ours_rate = ours.item_rate if ours.phase.items_per_answer > 1 else ours.rate
         lines.append(
-            f"| {raw.name} | {raw.rate:,.0f} | {_percentile(raw.latencies_ms, 50):.2f} "
-            f"| {_percentile(raw.latencies_ms, 99):.2f} | {ours.phase.name}: "
+            f"| {raw.name} | {raw.rate:,.0f} | {percentile(raw.latencies_ms, 50):.2f} "
+            f"| {percentile(raw.latencies_ms, 99):.2f} | {ours.phase.name}: "
             f"{ours_rate:,.0f}/s = {ours_rate / raw.rate:.0%} of it |"
         )
     all_phases = [*singles, *batches]
@@ -1329,20 +1297,6 @@ def _profile_lines(profile: Profile) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the ingest section of ``path`` (up to the next ``## `` heading), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-# -- main ---------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -1438,7 +1392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_section(BENCHMARKS, section)
+        write_section(BENCHMARKS, SECTION, section)
         print(f"wrote the section {SECTION!r} of {BENCHMARKS}")
     for label, log in logs.items():
         if log.strip():

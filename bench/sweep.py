@@ -63,21 +63,21 @@ import gc
 import json
 import os
 import platform
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchlib import percentile, rss_peak, status_kib, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -256,48 +256,6 @@ async def seed(url: str, *, pending: int, due: int) -> float:
 # -- measuring (child process) ------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-@contextlib.contextmanager
-def rss_peak() -> Iterator[dict[str, Any]]:
-    """RSS before the block and its peak during it (KiB), in ``out``."""
-    out: dict[str, Any] = {}
-    gc.collect()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        method = "VmHWM"
-    except OSError:
-        method = "sampled VmRSS"
-    before = _status_kib("VmRSS")
-    out["before"] = before
-    out["method"] = method
-    stop = threading.Event()
-    peak = [before or 0]
-
-    def sample() -> None:
-        while not stop.wait(0.001):
-            peak[0] = max(peak[0], _status_kib("VmRSS") or 0)
-
-    sampler = threading.Thread(target=sample, daemon=True) if method != "VmHWM" else None
-    if sampler:
-        sampler.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        if sampler:
-            sampler.join()
-        out["peak"] = _status_kib("VmHWM") if method == "VmHWM" else peak[0]
-
-
 class FullGcTimer:
     """Milliseconds spent in full (generation 2) garbage collections since ``ms`` was
     last reset, from ``gc.callbacks``."""
@@ -318,12 +276,6 @@ class FullGcTimer:
 
     def close(self) -> None:
         gc.callbacks.remove(self._callback)
-
-
-def _percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * pct // 100))  # nearest rank
-    return ordered[int(rank) - 1]
 
 
 async def measure(url: str, *, repeat: int, due: int) -> dict[str, Any]:
@@ -430,7 +382,7 @@ async def measure(url: str, *, repeat: int, due: int) -> dict[str, Any]:
         out["py_peak"] = tracemalloc.get_traced_memory()[1] - traced_before
         tracemalloc.stop()
         out["again_nudged"] = again.nudged
-        out["hwm_kib"] = _status_kib("VmHWM")
+        out["hwm_kib"] = status_kib("VmHWM")
     finally:
         await system.close()
     return out
@@ -569,10 +521,10 @@ def run_postgres(dsn: str, *, pending: int, due: int, repeat: int) -> Run:
 
 
 def _print_run(run: Run) -> None:
-    q = run.query_ms
+    q, ordered = run.query_ms, sorted(run.query_ms)
     print(
-        f"  due query: first {q[0]:.2f} ms, p50 {_percentile(q, 50):.2f}, "
-        f"p99 {_percentile(q, 99):.2f}, max {max(q):.2f} ms; full GCs: {run.gc_cell()}; "
+        f"  due query: first {q[0]:.2f} ms, p50 {percentile(ordered, 50):.2f}, "
+        f"p99 {percentile(ordered, 99):.2f}, max {max(q):.2f} ms; full GCs: {run.gc_cell()}; "
         f"index used: {run.uses_index}\n"
         f"  sweep: {run.m['sweep_s']:.2f} s for {run.m['report']['nudged']} nudges; "
         f"Python peak {run.py_peak_mib:.2f} MiB; RSS growth {run.rss_growth_mib:.2f} MiB",
@@ -628,10 +580,10 @@ class Report:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
         ]
         for r in runs:
-            q = r.query_ms
+            q, ordered = r.query_ms, sorted(r.query_ms)
             query.append(
                 f"| {r.label} | {r.pending:,} | {r.due:,} | {q[0]:.2f} "
-                f"| {_percentile(q, 50):.2f} | {_percentile(q, 99):.2f} | {max(q):.2f} "
+                f"| {percentile(ordered, 50):.2f} | {percentile(ordered, 99):.2f} | {max(q):.2f} "
                 f"| {r.gc_cell()} | {r.query_max_without_gc:.2f} "
                 f"| {r.m['query_rows']} | {'yes' if r.uses_index else '**no**'} |"
             )
@@ -740,20 +692,6 @@ def _command(a: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the sweep section of ``path`` (up to the next ``## `` heading), or add it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-# -- main ---------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -823,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_section(BENCHMARKS, section)
+        write_section(BENCHMARKS, SECTION, section)
         print(f"wrote the section {SECTION!r} of {BENCHMARKS}")
     problems = [p for r in [*runs, *([pg] if pg else [])] for p in r.problems()]
     for p in problems:
