@@ -198,13 +198,7 @@ def build_router(
 
     async def integrator(request: Request) -> Integrator:
         # Read by hand rather than through HTTPBearer: this runs on every request.
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _Unauthorized("missing API key: send Authorization: Bearer <api key>")
-        found = await keys.authenticate(token.strip())
-        if found is None:
-            raise _Unauthorized("unknown API key")
-        return found
+        return await bearer_integrator(request, keys)
 
     Caller = Annotated[Integrator, Depends(integrator)]
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from bot.api import error, parse_json_body
-from bot.auth import Integrator, KeyRing
+from bot.api import bearer_integrator, parse_json_body
+from bot.auth import KeyRing
 from bot.batch_intake import BatchIntake, ItemBatchCreate, ItemBatchPublic
 from bot.schemas import ErrorBody
 
@@ -31,11 +31,6 @@ def mount_batch_api(app: FastAPI, system: System) -> BatchIntake:
     app.state.batch = intake
     app.include_router(batch_router(intake=intake, keys=system.keys))
     return intake
-
-
-class _NoKey(Exception):
-    def __init__(self, message: str) -> None:
-        self.message = message
 
 
 def batch_router(*, intake: BatchIntake, keys: KeyRing) -> APIRouter:
@@ -69,12 +64,7 @@ def batch_router(*, intake: BatchIntake, keys: KeyRing) -> APIRouter:
         ``idempotency_key``: an entry replayed with the same body answers its stored item
         with ``created: false``; the same key with another body refuses the whole batch
         (409 naming the entry). Answers 201, or 200 when every entry was a replay."""
-        try:
-            caller = await _caller(request, keys)
-        except _NoKey as exc:
-            response = error(401, "unauthorized", exc.message)
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
+        caller = await bearer_integrator(request, keys)
         batch = parse_json_body(ItemBatchCreate, await request.body(), request.headers)
         results = await intake.submit(integrator=caller, entries=batch.items)
         body = ItemBatchPublic.model_construct(items=results).model_dump_json()
@@ -82,13 +72,3 @@ def batch_router(*, intake: BatchIntake, keys: KeyRing) -> APIRouter:
         return Response(body, status_code=201 if created else 200, media_type="application/json")
 
     return router
-
-
-async def _caller(request: Request, keys: KeyRing) -> Integrator:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _NoKey("missing API key: send Authorization: Bearer <api key>")
-    found = await keys.authenticate(token.strip())
-    if found is None:
-        raise _NoKey("unknown API key")
-    return found
